@@ -1,0 +1,30 @@
+//! Command-line interface (native builds only).
+
+mod convert;
+mod embed;
+
+use clap::{Parser, Subcommand};
+
+use crate::Result;
+
+#[derive(Parser)]
+#[command(name = "bert-tasks", version, about = "Fine-tune BERT for classify / tag / relate and run it natively or in the browser")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a checkpoint's weights (pytorch_model.bin or safetensors) to safetensors in f32/f16/bf16.
+    Convert(convert::Args),
+    /// Run the encoder on text and print its vectors (a quick check that a model folder works).
+    Embed(embed::Args),
+}
+
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Convert(a) => convert::run(a),
+        Command::Embed(a) => embed::run(a),
+    }
+}

@@ -1,0 +1,69 @@
+//! A loaded encoder folder, ready to turn text into contextual vectors. This is what the task
+//! models build on, and what `bert-tasks embed` prints.
+
+use candle_core::Device;
+
+use crate::checkpoint::Checkpoint;
+use crate::model::{BertConfig, BertModel};
+use crate::text::{Batch, Encoded, TextTokenizer};
+use crate::Result;
+
+pub struct TextEncoder {
+    pub config: BertConfig,
+    pub tokenizer: TextTokenizer,
+    pub bert: BertModel,
+    pub device: Device,
+}
+
+/// The encoder's view of one text.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub encoded: Encoded,
+    /// `[tokens][hidden]`, [CLS] and [SEP] included.
+    pub last_hidden_state: Vec<Vec<f32>>,
+    /// `[hidden]` when the checkpoint has a pooler.
+    pub pooler_output: Option<Vec<f32>>,
+}
+
+impl TextEncoder {
+    pub fn new(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
+        let vb = checkpoint.weights.var_builder(device);
+        let vb = match checkpoint.weights.encoder_prefix() {
+            Some(prefix) => vb.pp(prefix),
+            None => vb,
+        };
+        let bert = BertModel::load(vb, &checkpoint.config)?;
+        Ok(Self { config: checkpoint.config, tokenizer: checkpoint.tokenizer, bert, device: device.clone() })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: impl AsRef<std::path::Path>, device: &Device) -> Result<Self> {
+        Self::new(Checkpoint::load(dir)?, device)
+    }
+
+    /// Encodes texts as one padded batch; padding never changes a text's vectors.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedding>> {
+        let encoded = texts.iter().map(|t| self.tokenizer.encode(t)).collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Encoded> = encoded.iter().collect();
+        let batch = Batch::pad(&refs, self.tokenizer.pad_id(), &self.device)?;
+        let out = self.bert.forward(&batch.encoder_input(), None)?;
+        let hidden: Vec<Vec<Vec<f32>>> = out.last_hidden_state.to_vec3()?;
+        let pooled: Option<Vec<Vec<f32>>> = match out.pooler_output {
+            Some(p) => Some(p.to_vec2()?),
+            None => None,
+        };
+        Ok(encoded
+            .into_iter()
+            .zip(hidden)
+            .enumerate()
+            .map(|(i, (encoded, mut rows))| {
+                rows.truncate(encoded.len());
+                Embedding {
+                    encoded,
+                    last_hidden_state: rows,
+                    pooler_output: pooled.as_ref().map(|p| p[i].clone()),
+                }
+            })
+            .collect())
+    }
+}

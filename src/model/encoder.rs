@@ -1,0 +1,257 @@
+//! The BERT encoder, one struct per checkpoint sub-module so that weight names mirror the
+//! checkpoint (`embeddings.word_embeddings.weight`, `encoder.layer.3.attention.self.query.bias`, …).
+//!
+//! We own this code rather than wrapping candle-transformers' `BertModel` because the tasks need
+//! two hooks it lacks: real dropout in training, and extra embeddings added inside the embedding
+//! layer (relation-position embeddings). A dev test checks we agree with candle-transformers.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+
+use super::config::{BertConfig, HiddenAct};
+use super::dropout::{Dropout, DropoutRng};
+use crate::{Error, Result};
+
+/// One padded batch, as the tokenizer produced it.
+pub struct EncoderInput<'a> {
+    /// `[batch, seq]` token ids (u32).
+    pub input_ids: &'a Tensor,
+    /// `[batch, seq]` segment ids: 0 for the first text, 1 for the second of a pair.
+    pub token_type_ids: &'a Tensor,
+    /// `[batch, seq]`, 1 for real tokens and 0 for padding.
+    pub attention_mask: &'a Tensor,
+    /// `[batch, seq, hidden]` added to the input embeddings before their LayerNorm
+    /// (e.g. relation-position embeddings); `None` for plain BERT.
+    pub extra_embeddings: Option<&'a Tensor>,
+}
+
+pub struct EncoderOutput {
+    /// `[batch, seq, hidden]`
+    pub last_hidden_state: Tensor,
+    /// `[batch, hidden]`: dense + tanh on [CLS]; `None` when the checkpoint has no pooler
+    /// (transformers saves `BertForTokenClassification` without one).
+    pub pooler_output: Option<Tensor>,
+}
+
+pub struct BertEmbeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+    max_positions: usize,
+}
+
+impl BertEmbeddings {
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            word_embeddings: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            position_embeddings: embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_type_embeddings: embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                vb.pp("token_type_embeddings"),
+            )?,
+            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+            max_positions: cfg.max_position_embeddings,
+        })
+    }
+
+    /// The word-embedding matrix, `[vocab, hidden]`.
+    pub fn word_embeddings(&self) -> &Tensor {
+        self.word_embeddings.embeddings()
+    }
+
+    fn forward(&self, input: &EncoderInput, train: Option<&DropoutRng>) -> Result<Tensor> {
+        let seq_len = input.input_ids.dim(1)?;
+        if seq_len > self.max_positions {
+            return Err(Error::Input(format!(
+                "{seq_len} tokens exceed the model's {} positions",
+                self.max_positions
+            )));
+        }
+        let positions = Tensor::arange(0u32, seq_len as u32, input.input_ids.device())?.unsqueeze(0)?;
+        let mut x = self
+            .word_embeddings
+            .forward(input.input_ids)?
+            .add(&self.token_type_embeddings.forward(input.token_type_ids)?)?
+            .broadcast_add(&self.position_embeddings.forward(&positions)?)?;
+        if let Some(extra) = input.extra_embeddings {
+            x = x.add(extra)?;
+        }
+        let x = self.layer_norm.forward(&x)?;
+        self.dropout.forward(&x, train)
+    }
+}
+
+struct BertSelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    dropout: Dropout,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl BertSelfAttention {
+    fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            query: linear(h, h, vb.pp("query"))?,
+            key: linear(h, h, vb.pp("key"))?,
+            value: linear(h, h, vb.pp("value"))?,
+            dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            num_heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+        })
+    }
+
+    /// `[b, t, hidden]` → `[b, heads, t, head_dim]`
+    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.num_heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let q = self.split_heads(&self.query.forward(x)?)?;
+        let k = self.split_heads(&self.key.forward(x)?)?;
+        let v = self.split_heads(&self.value.forward(x)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = self.dropout.forward(&probs, train)?;
+        Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?)
+    }
+}
+
+/// `dense` + dropout + residual + LayerNorm: the tail of both the attention and the FFN block.
+struct ResidualOutput {
+    dense: Linear,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl ResidualOutput {
+    fn load(vb: VarBuilder, cfg: &BertConfig, in_dim: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            dense: linear(in_dim, cfg.hidden_size, vb.pp("dense"))?,
+            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, residual: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+        let x = self.dropout.forward(&self.dense.forward(x)?, train)?;
+        Ok(self.layer_norm.forward(&x.add(residual)?)?)
+    }
+}
+
+struct BertLayer {
+    attention: BertSelfAttention,
+    attention_output: ResidualOutput,
+    intermediate: Linear,
+    activation: HiddenAct,
+    output: ResidualOutput,
+}
+
+impl BertLayer {
+    fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            attention: BertSelfAttention::load(vb.pp("attention.self"), cfg)?,
+            attention_output: ResidualOutput::load(vb.pp("attention.output"), cfg, cfg.hidden_size)?,
+            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
+            activation: cfg.hidden_act,
+            output: ResidualOutput::load(vb.pp("output"), cfg, cfg.intermediate_size)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+        let attended = self.attention.forward(x, mask_bias, train)?;
+        let x = self.attention_output.forward(&attended, x, train)?;
+        let inner = self.intermediate.forward(&x)?;
+        let inner = match self.activation {
+            HiddenAct::Gelu => inner.gelu_erf()?,
+            HiddenAct::GeluTanh => inner.gelu()?,
+            HiddenAct::Relu => inner.relu()?,
+            HiddenAct::Silu => inner.silu()?,
+        };
+        self.output.forward(&inner, &x, train)
+    }
+}
+
+pub struct BertPooler {
+    dense: Linear,
+}
+
+impl BertPooler {
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        Ok(Self { dense: linear(cfg.hidden_size, cfg.hidden_size, vb.pp("dense"))? })
+    }
+
+    /// dense + tanh on the first ([CLS]) token.
+    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        Ok(self.dense.forward(&cls)?.tanh()?)
+    }
+}
+
+/// The whole encoder: embeddings, `num_hidden_layers` transformer layers, optional pooler.
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+    pub pooler: Option<BertPooler>,
+    config: BertConfig,
+}
+
+impl BertModel {
+    /// Loads from a `VarBuilder` rooted where `embeddings.*` lives (use `vb.pp("bert")` for
+    /// `BertFor*` checkpoints). Missing or misshaped tensors are named in the error.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+        let build = || -> candle_core::Result<Self> {
+            let layers = (0..cfg.num_hidden_layers)
+                .map(|i| BertLayer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let pooler = if vb.contains_tensor("pooler.dense.weight") {
+                Some(BertPooler::load(vb.pp("pooler"), cfg)?)
+            } else {
+                None
+            };
+            Ok(Self { embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?, layers, pooler, config: cfg.clone() })
+        };
+        build().map_err(|e| Error::Weights(e.to_string()))
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Runs the encoder. `train` switches dropout on (with its random source); `None` = inference.
+    pub fn forward(&self, input: &EncoderInput, train: Option<&DropoutRng>) -> Result<EncoderOutput> {
+        let mask_bias = attention_bias(input.attention_mask)?;
+        let mut x = self.embeddings.forward(input, train)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &mask_bias, train)?;
+        }
+        let pooler_output = match &self.pooler {
+            Some(p) => Some(p.forward(&x)?),
+            None => None,
+        };
+        Ok(EncoderOutput { last_hidden_state: x, pooler_output })
+    }
+}
+
+/// `[b, t]` mask of 1/0 → `[b, 1, 1, t]` additive bias: 0 where attended, the most negative f32
+/// where padded (as transformers does), so padded keys get exactly zero attention.
+fn attention_bias(mask: &Tensor) -> Result<Tensor> {
+    let (b, t) = mask.dims2()?;
+    let mask = mask.to_dtype(DType::F32)?;
+    let bias = ((mask.ones_like()? - mask)? * f32::MIN as f64)?;
+    Ok(bias.reshape((b, 1, 1, t))?)
+}
+

@@ -1,0 +1,11 @@
+//! The network: configuration, checkpoint weights, the BERT encoder and what runs on top of it.
+
+pub mod config;
+pub mod dropout;
+pub mod encoder;
+pub mod weights;
+
+pub use config::BertConfig;
+pub use dropout::{Dropout, DropoutRng};
+pub use encoder::{BertModel, EncoderInput, EncoderOutput};
+pub use weights::Weights;

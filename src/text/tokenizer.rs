@@ -1,0 +1,105 @@
+//! A BERT WordPiece tokenizer loaded from `tokenizer.json` (the `tokenizers` crate), giving ids,
+//! segment ids and the character offsets of every token into the caller's text.
+
+use std::path::Path;
+
+use tokenizers::{EncodeInput, Tokenizer};
+
+use crate::{Error, Result};
+
+/// One tokenised input: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    /// 0 for [CLS], the first text and its [SEP]; 1 for the second text and its [SEP].
+    pub type_ids: Vec<u32>,
+    /// `(start, end)` in characters (Unicode scalar values) into the text the token came from;
+    /// `(0, 0)` for special tokens.
+    pub offsets: Vec<(usize, usize)>,
+    /// Which input text a token came from (0 or 1); `None` for special tokens.
+    pub sequence_ids: Vec<Option<usize>>,
+    pub tokens: Vec<String>,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+pub struct TextTokenizer {
+    inner: Tokenizer,
+}
+
+impl TextTokenizer {
+    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Self> {
+        let inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(format!("{source}: {e}")))?;
+        Self::new(inner, source)
+    }
+
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    fn new(mut inner: Tokenizer, source: &str) -> Result<Self> {
+        // Some shipped tokenizer.json files (all-MiniLM-L6-v2) switch on truncation at 128 and
+        // fixed padding to 128: we window long texts ourselves and pad per batch, so turn both off.
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("{source}: {e}")))?;
+        inner.with_padding(None);
+        for special in ["[CLS]", "[SEP]", "[PAD]"] {
+            if inner.token_to_id(special).is_none() {
+                return Err(Error::Tokenizer(format!("{source}: the vocabulary has no {special} token")));
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    /// `[CLS] text [SEP]`
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        self.encode_input(text.into())
+    }
+
+    /// `[CLS] a [SEP] b [SEP]` with segment ids 0/1.
+    pub fn encode_pair(&self, a: &str, b: &str) -> Result<Encoded> {
+        self.encode_input((a, b).into())
+    }
+
+    fn encode_input(&self, input: EncodeInput) -> Result<Encoded> {
+        let enc = self
+            .inner
+            .encode_char_offsets(input, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+            offsets: enc.get_offsets().to_vec(),
+            sequence_ids: enc.get_sequence_ids(),
+            tokens: enc.get_tokens().to_vec(),
+        })
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.inner.token_to_id("[PAD]").unwrap_or(0)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+}
