@@ -4,7 +4,7 @@
 use candle_core::Device;
 
 use crate::checkpoint::Checkpoint;
-use crate::model::{BertConfig, BertModel};
+use crate::model::{BertConfig, BertModel, Weights};
 use crate::text::{Batch, Encoded, TextTokenizer};
 use crate::Result;
 
@@ -26,19 +26,22 @@ pub struct Embedding {
 }
 
 impl TextEncoder {
-    pub fn new(checkpoint: Checkpoint, device: &Device) -> Result<Self> {
-        let vb = checkpoint.weights.var_builder(device);
-        let vb = match checkpoint.weights.encoder_prefix() {
+    /// Builds the encoder from a checkpoint's parts; `vb` is rooted at the checkpoint's top
+    /// (the `bert.` prefix of `BertFor*` checkpoints is found here).
+    pub fn new(config: BertConfig, tokenizer: TextTokenizer, weights: &Weights, device: &Device) -> Result<Self> {
+        let vb = weights.var_builder(device);
+        let vb = match weights.encoder_prefix() {
             Some(prefix) => vb.pp(prefix),
             None => vb,
         };
-        let bert = BertModel::load(vb, &checkpoint.config)?;
-        Ok(Self { config: checkpoint.config, tokenizer: checkpoint.tokenizer, bert, device: device.clone() })
+        let bert = BertModel::load(vb, &config)?;
+        Ok(Self { config, tokenizer, bert, device: device.clone() })
     }
 
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: impl AsRef<std::path::Path>, device: &Device) -> Result<Self> {
-        Self::new(Checkpoint::load(dir)?, device)
+        let c = Checkpoint::load(dir)?;
+        Self::new(c.config, c.tokenizer, &c.weights, device)
     }
 
     /// Encodes texts as one padded batch; padding never changes a text's vectors.

@@ -13,6 +13,7 @@ pub mod device;
 pub mod encode;
 pub mod error;
 pub mod model;
+pub mod tasks;
 pub mod text;
 
 #[cfg(target_arch = "wasm32")]

@@ -9,3 +9,8 @@ pub use config::BertConfig;
 pub use dropout::{Dropout, DropoutRng};
 pub use encoder::{BertModel, EncoderInput, EncoderOutput};
 pub use weights::Weights;
+pub mod heads;
+pub mod pooling;
+
+pub use heads::TaskHead;
+pub use pooling::Pooling;

@@ -5,6 +5,7 @@
 //! today's `weight`/`bias`, as transformers does when it loads them.
 
 use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};

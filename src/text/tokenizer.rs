@@ -8,7 +8,7 @@ use tokenizers::{EncodeInput, Tokenizer};
 use crate::{Error, Result};
 
 /// One tokenised input: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Encoded {
     pub ids: Vec<u32>,
     /// 0 for [CLS], the first text and its [SEP]; 1 for the second text and its [SEP].
@@ -28,6 +28,35 @@ impl Encoded {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Appends a special token (segment 0, no offsets, no sequence).
+    pub fn push_special(&mut self, id: u32, token: &str) {
+        self.ids.push(id);
+        self.type_ids.push(0);
+        self.offsets.push((0, 0));
+        self.sequence_ids.push(None);
+        self.tokens.push(token.to_string());
+    }
+
+    /// Appends token `i` of `other`, keeping its offsets.
+    pub fn push_from(&mut self, other: &Encoded, i: usize) {
+        self.ids.push(other.ids[i]);
+        self.type_ids.push(other.type_ids[i]);
+        self.offsets.push(other.offsets[i]);
+        self.sequence_ids.push(other.sequence_ids[i]);
+        self.tokens.push(other.tokens[i].clone());
+    }
+
+    /// `[CLS] tokens[range] [SEP]` of an encoding made without special tokens.
+    pub fn window(&self, range: std::ops::Range<usize>, cls: u32, sep: u32) -> Encoded {
+        let mut out = Encoded::default();
+        out.push_special(cls, "[CLS]");
+        for i in range {
+            out.push_from(self, i);
+        }
+        out.push_special(sep, "[SEP]");
+        out
     }
 }
 
@@ -73,10 +102,19 @@ impl TextTokenizer {
         self.encode_input((a, b).into())
     }
 
+    /// The text's tokens alone, without [CLS]/[SEP] (for windowing and marker insertion).
+    pub fn encode_plain(&self, text: &str) -> Result<Encoded> {
+        self.encode_with(text.into(), false)
+    }
+
     fn encode_input(&self, input: EncodeInput) -> Result<Encoded> {
+        self.encode_with(input, true)
+    }
+
+    fn encode_with(&self, input: EncodeInput, special: bool) -> Result<Encoded> {
         let enc = self
             .inner
-            .encode_char_offsets(input, true)
+            .encode_char_offsets(input, special)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
@@ -89,6 +127,14 @@ impl TextTokenizer {
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+
+    pub fn cls_id(&self) -> u32 {
+        self.inner.token_to_id("[CLS]").unwrap_or(0)
+    }
+
+    pub fn sep_id(&self) -> u32 {
+        self.inner.token_to_id("[SEP]").unwrap_or(0)
     }
 
     pub fn pad_id(&self) -> u32 {

@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 import transformers
 from tokenizers import Tokenizer
-from transformers import BertModel
+from safetensors.torch import load_file, save_file
+from torchcrf import CRF
+from transformers import BertForSequenceClassification, BertForTokenClassification, BertModel
 
 CACHE = Path(os.environ.get("BERT_TASKS_CACHE", Path.home() / ".cache/bert-tasks"))
 OUT = Path(__file__).resolve().parent.parent / "fixtures"
@@ -100,6 +102,132 @@ def encoder_fixture(name):
             "dims": dims, "sentences": rows}
 
 
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+SEG_LABELS = ["B", "M", "E", "S"]
+PAIRS = {
+    "all-minilm-l6-v2": [("A man is playing a guitar.", "Someone plays music."),
+                         ("The cat sat on the mat.", "Stock markets fell 3% on Monday.")],
+    "m3e-small": [("我喜欢这部电影。", "这部电影很好看。"), ("北京是中国的首都。", "今天下雨了。")],
+}
+
+
+def forbidden(labels, scheme):
+    """(start, transitions[from][to], end) booleans: True where the scheme forbids it."""
+    def parse(l):
+        if scheme == "BMES":
+            return {"B": "B", "M": "I", "E": "E", "S": "S"}[l], ""
+        return (l, "") if l == "O" else (l[0], l[2:])
+    p = [parse(l) for l in labels]
+    n = len(labels)
+    start = [pre == "I" or pre == "E" for pre, _ in p]
+    end = [scheme != "BIO" and pre in ("B", "I") for pre, _ in p]
+    trans = [[False] * n for _ in range(n)]
+    for i, (a, ta) in enumerate(p):
+        for j, (b, tb) in enumerate(p):
+            if scheme == "BIO":
+                trans[i][j] = b == "I" and not (a in ("B", "I") and ta == tb)
+            else:
+                open_a = a in ("B", "I")
+                cont_b = b in ("I", "E")
+                trans[i][j] = (open_a != cont_b) or (open_a and ta != tb)
+    return start, trans, end
+
+
+def constrained_copy(crf, labels, scheme):
+    c = CRF(len(labels), batch_first=True)
+    c.load_state_dict(crf.state_dict())
+    start, trans, end = forbidden(labels, scheme)
+    with torch.no_grad():
+        for i in range(len(labels)):
+            if start[i]:
+                c.start_transitions[i] = -10000.0
+            if end[i]:
+                c.end_transitions[i] = -10000.0
+            for j in range(len(labels)):
+                if trans[i][j]:
+                    c.transitions[i, j] = -10000.0
+    return c
+
+
+def randomise_head(module, std=0.5):
+    """Seeded random head weights, larger than the usual 0.02 so that the tests see decisive logits."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0.0, std)
+
+
+def save_checkpoint(model, name, extra_tensors=None):
+    """save_pretrained into the cache, then commit only what is not the base encoder: the config
+    exactly as transformers wrote it, the tensor names and shapes, and the head tensors."""
+    ckpt = CACHE / "reference" / "checkpoints" / name
+    model.save_pretrained(ckpt)
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    head = {k: v for k, v in tensors.items() if not k.startswith("bert.")}
+    head.update(extra_tensors or {})
+    d = OUT / "checkpoints" / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text((ckpt / "config.json").read_text())
+    (d / "names.json").write_text(json.dumps({k: list(v.shape) for k, v in sorted(tensors.items())}, indent=0))
+    save_file({k: v.contiguous() for k, v in head.items()}, str(d / "head.safetensors"))
+    print(f"wrote {d}")
+
+
+@torch.no_grad()
+def classify_fixture(base):
+    torch.manual_seed(1)
+    labels = ["NEG", "NEU", "POS"]
+    model = BertForSequenceClassification.from_pretrained(
+        torch_weights_dir(base), num_labels=3, id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)}).eval()
+    randomise_head(model.classifier)
+    save_checkpoint(model, f"{base}-classify")
+    tok = tokenizer_for(CACHE / "models" / base)
+    rows = []
+    inputs = [(t, None) for t in SENTENCES[base][:4]] + PAIRS[base]
+    for a, b in inputs:
+        enc = tok.encode(a, b) if b else tok.encode(a)
+        ids = torch.tensor([enc.ids])
+        out = model.bert(input_ids=ids, token_type_ids=torch.tensor([enc.type_ids]))
+        h = out.last_hidden_state[0]
+        pooled = {"pooler": out.pooler_output[0], "cls": h[0], "mean": h.mean(0), "max": h.max(0).values}
+        probs = {k: r(torch.softmax(model.classifier(v), -1)) for k, v in pooled.items()}
+        full = model(input_ids=ids, token_type_ids=torch.tensor([enc.type_ids])).logits.softmax(-1)[0]
+        assert torch.allclose(full, torch.tensor(probs["pooler"]), atol=1e-6)
+        rows.append({"text": a, "text_pair": b, "input_ids": enc.ids, "type_ids": enc.type_ids, "probs": probs})
+    return {"model": f"{base}-classify", "labels": labels, "inputs": rows}
+
+
+@torch.no_grad()
+def tag_fixture(base, labels, scheme, texts):
+    torch.manual_seed(2)
+    model = BertForTokenClassification.from_pretrained(
+        torch_weights_dir(base), num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)}).eval()
+    randomise_head(model.classifier)
+    crf = CRF(len(labels), batch_first=True)
+    randomise_head(crf, std=1.0)
+    name = f"{base}-tag-{scheme.lower()}"
+    save_checkpoint(model, name, {f"crf.{k}": v for k, v in crf.state_dict().items()})
+    strict = constrained_copy(crf, labels, scheme)
+    tok = tokenizer_for(CACHE / "models" / base)
+    rows = []
+    for text in texts:
+        enc = tok.encode(text)
+        ids = torch.tensor([enc.ids])
+        logits = model(input_ids=ids, token_type_ids=torch.tensor([enc.type_ids])).logits[0, 1:-1]
+        probs = logits.softmax(-1)
+        em = logits.unsqueeze(0)
+        rows.append({
+            "text": text,
+            "tokens": [{"text": t, "start": s, "end": e} for t, (s, e) in zip(enc.tokens[1:-1], enc.offsets[1:-1])],
+            "softmax_tags": [labels[i] for i in probs.argmax(-1).tolist()],
+            "softmax_scores": r(probs.max(-1).values),
+            "crf_tags": [labels[i] for i in crf.decode(em)[0]],
+            "crf_constrained_tags": [labels[i] for i in strict.decode(em)[0]],
+        })
+    return {"model": name, "labels": labels, "scheme": scheme, "inputs": rows}
+
+
 def write(name, obj):
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
@@ -111,6 +239,9 @@ def main():
     torch.manual_seed(0)
     for name in SENTENCES:
         write(f"encoder-{name}.json", encoder_fixture(name))
+        write(f"classify-{name}.json", classify_fixture(name))
+        write(f"tag-{name}-bio.json", tag_fixture(name, NER_LABELS, "BIO", SENTENCES[name]))
+    write("tag-m3e-small-bmes.json", tag_fixture("m3e-small", SEG_LABELS, "BMES", SENTENCES["m3e-small"]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,236 @@
+//! A linear-chain CRF over tag emissions, with pytorch-crf's tensor names and meaning:
+//! `crf.transitions[from, to]`, `crf.start_transitions`, `crf.end_transitions`.
+//!
+//! Decoding runs on the host (sequences are at most a few hundred tokens and label sets small),
+//! optionally constrained by a scheme so that an invalid sequence such as `B-PER I-ORG` can
+//! never come out: forbidden moves are impossible, not merely unlikely.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::text::scheme::Constraints;
+use crate::{Error, Result};
+
+pub struct Crf {
+    pub transitions: Tensor,
+    pub start_transitions: Tensor,
+    pub end_transitions: Tensor,
+    host: Scores,
+}
+
+/// Host copies of the CRF parameters for decoding.
+#[derive(Debug, Clone)]
+struct Scores {
+    transitions: Vec<Vec<f32>>,
+    start: Vec<f32>,
+    end: Vec<f32>,
+}
+
+impl Crf {
+    pub fn load(vb: VarBuilder, num_tags: usize) -> Result<Self> {
+        let get = |shape: &[usize], name: &str| {
+            vb.get(shape, name).map_err(|e| Error::Weights(format!("CRF tensor crf.{name}: {e}")))
+        };
+        let transitions = get(&[num_tags, num_tags], "transitions")?;
+        let start_transitions = get(&[num_tags], "start_transitions")?;
+        let end_transitions = get(&[num_tags], "end_transitions")?;
+        let host = Scores {
+            transitions: transitions.to_vec2()?,
+            start: start_transitions.to_vec1()?,
+            end: end_transitions.to_vec1()?,
+        };
+        Ok(Crf { transitions, start_transitions, end_transitions, host })
+    }
+
+    pub fn num_tags(&self) -> usize {
+        self.host.start.len()
+    }
+
+    /// The highest-scoring tag path for `emissions[token][tag]`. With `constraints`, only paths
+    /// the scheme allows are considered (if the label set admits none, the unconstrained path).
+    pub fn decode(&self, emissions: &[Vec<f32>], constraints: Option<&Constraints>) -> Vec<usize> {
+        if emissions.is_empty() {
+            return Vec::new();
+        }
+        let s = self.scores(constraints);
+        match viterbi(&s, emissions) {
+            Some(path) => path,
+            None => viterbi(&self.host, emissions).unwrap_or_default(),
+        }
+    }
+
+    /// `p(tag_t = j | sentence)` for every token and tag (forward-backward), under the same
+    /// constraints as `decode`: the confidence reported next to each CRF tag.
+    pub fn marginals(&self, emissions: &[Vec<f32>], constraints: Option<&Constraints>) -> Vec<Vec<f32>> {
+        if emissions.is_empty() {
+            return Vec::new();
+        }
+        let s = self.scores(constraints);
+        let m = forward_backward(&s, emissions);
+        if m.iter().flatten().all(|p| p.is_finite()) { m } else { forward_backward(&self.host, emissions) }
+    }
+
+    fn scores(&self, constraints: Option<&Constraints>) -> Scores {
+        let mut s = self.host.clone();
+        if let Some(c) = constraints {
+            let ninf = f32::NEG_INFINITY;
+            for i in 0..s.start.len() {
+                if !c.start[i] {
+                    s.start[i] = ninf;
+                }
+                if !c.end[i] {
+                    s.end[i] = ninf;
+                }
+                for j in 0..s.start.len() {
+                    if !c.transition[i][j] {
+                        s.transitions[i][j] = ninf;
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+fn viterbi(s: &Scores, em: &[Vec<f32>]) -> Option<Vec<usize>> {
+    let n = s.start.len();
+    let mut score: Vec<f32> = (0..n).map(|j| s.start[j] + em[0][j]).collect();
+    let mut back: Vec<Vec<usize>> = Vec::with_capacity(em.len());
+    for row in &em[1..] {
+        let mut next = vec![f32::NEG_INFINITY; n];
+        let mut from = vec![0usize; n];
+        for j in 0..n {
+            for i in 0..n {
+                let v = score[i] + s.transitions[i][j];
+                if v > next[j] {
+                    next[j] = v;
+                    from[j] = i;
+                }
+            }
+            next[j] += row[j];
+        }
+        back.push(from);
+        score = next;
+    }
+    let (mut best, mut best_score) = (0, f32::NEG_INFINITY);
+    for j in 0..n {
+        let v = score[j] + s.end[j];
+        if v > best_score {
+            best = j;
+            best_score = v;
+        }
+    }
+    if best_score == f32::NEG_INFINITY {
+        return None;
+    }
+    let mut path = vec![best];
+    for from in back.iter().rev() {
+        best = from[best];
+        path.push(best);
+    }
+    path.reverse();
+    Some(path)
+}
+
+fn log_sum_exp(xs: impl Iterator<Item = f32>) -> f32 {
+    let xs: Vec<f32> = xs.collect();
+    let m = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    m + xs.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
+}
+
+fn forward_backward(s: &Scores, em: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let (t_len, n) = (em.len(), s.start.len());
+    let mut alpha = vec![vec![0f32; n]; t_len];
+    let mut beta = vec![vec![0f32; n]; t_len];
+    alpha[0] = (0..n).map(|j| s.start[j] + em[0][j]).collect();
+    for t in 1..t_len {
+        alpha[t] = (0..n)
+            .map(|j| log_sum_exp((0..n).map(|i| alpha[t - 1][i] + s.transitions[i][j])) + em[t][j])
+            .collect();
+    }
+    beta[t_len - 1] = s.end.clone();
+    for t in (0..t_len - 1).rev() {
+        beta[t] = (0..n)
+            .map(|i| log_sum_exp((0..n).map(|j| s.transitions[i][j] + em[t + 1][j] + beta[t + 1][j])))
+            .collect();
+    }
+    let log_z = log_sum_exp((0..n).map(|j| alpha[t_len - 1][j] + s.end[j]));
+    (0..t_len)
+        .map(|t| (0..n).map(|j| (alpha[t][j] + beta[t][j] - log_z).exp()).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::scheme::Scheme;
+    use candle_core::{DType, Device};
+    use std::collections::HashMap;
+
+    fn crf(n: usize, seed: u64) -> Crf {
+        let mut x = seed;
+        let mut rnd = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        };
+        let d = Device::Cpu;
+        let map = HashMap::from([
+            ("transitions".to_string(), Tensor::from_vec(rnd(n * n), (n, n), &d).unwrap()),
+            ("start_transitions".to_string(), Tensor::from_vec(rnd(n), n, &d).unwrap()),
+            ("end_transitions".to_string(), Tensor::from_vec(rnd(n), n, &d).unwrap()),
+        ]);
+        Crf::load(VarBuilder::from_tensors(map, DType::F32, &d), n).unwrap()
+    }
+
+    fn path_score(s: &Scores, em: &[Vec<f32>], path: &[usize]) -> f32 {
+        let mut v = s.start[path[0]] + s.end[*path.last().unwrap()];
+        for (t, &j) in path.iter().enumerate() {
+            v += em[t][j];
+            if t > 0 {
+                v += s.transitions[path[t - 1]][j];
+            }
+        }
+        v
+    }
+
+    /// Viterbi equals brute force over every path, with and without constraints, and the
+    /// marginals are a probability distribution that agrees with brute-force enumeration.
+    #[test]
+    fn viterbi_and_marginals_equal_brute_force() {
+        let labels: Vec<String> = "O B-A I-A B-B I-B".split(' ').map(String::from).collect();
+        let cons = Constraints::new(Scheme::BIO, &labels).unwrap();
+        for seed in 0..20 {
+            let c = crf(5, seed);
+            let em: Vec<Vec<f32>> = (0..4).map(|t| (0..5).map(|j| ((seed as f32 + 1.3) * (t * 5 + j) as f32).sin() * 2.0).collect()).collect();
+            let mut best = (f32::NEG_INFINITY, vec![]);
+            let mut best_valid = (f32::NEG_INFINITY, vec![]);
+            let mut z = Vec::new();
+            for code in 0..5usize.pow(4) {
+                let path: Vec<usize> = (0..4).map(|t| code / 5usize.pow(t as u32) % 5).collect();
+                let v = path_score(&c.host, &em, &path);
+                z.push((v, path.clone()));
+                if v > best.0 { best = (v, path.clone()); }
+                if cons.is_valid(&path) && v > best_valid.0 { best_valid = (v, path); }
+            }
+            assert_eq!(c.decode(&em, None), best.1, "seed {seed}");
+            let constrained = c.decode(&em, Some(&cons));
+            assert_eq!(constrained, best_valid.1, "seed {seed}");
+            assert!(cons.is_valid(&constrained));
+            let log_z = log_sum_exp(z.iter().map(|(v, _)| *v));
+            let m = c.marginals(&em, None);
+            for t in 0..4 {
+                for j in 0..5 {
+                    let want: f32 = z.iter().filter(|(_, p)| p[t] == j).map(|(v, _)| (v - log_z).exp()).sum();
+                    assert!((m[t][j] - want).abs() < 1e-4, "marginal t={t} j={j}: {} vs {want}", m[t][j]);
+                }
+            }
+        }
+    }
+}
