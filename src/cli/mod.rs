@@ -2,6 +2,7 @@
 
 mod convert;
 mod embed;
+mod predict;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +21,14 @@ enum Command {
     Convert(convert::Args),
     /// Run the encoder on text and print its vectors (a quick check that a model folder works).
     Embed(embed::Args),
+    /// Run a fine-tuned model (classify, tag or relate) on a text or a JSON-lines file.
+    Predict(predict::Args),
 }
 
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Convert(a) => convert::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Predict(a) => predict::run(a),
     }
 }
