@@ -1,0 +1,10 @@
+# Shared settings for the project's scripts (sourced, not run).
+# Everything heavy lives outside the clone so that fresh clones reuse it.
+export BERT_TASKS_CACHE="${BERT_TASKS_CACHE:-$HOME/.cache/bert-tasks}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BERT_TASKS_CACHE/target}"
+export BERT_TASKS_BIN="$CARGO_TARGET_DIR/release/bert-tasks"
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required: $2" >&2; exit 1; }
+}
