@@ -34,6 +34,11 @@ impl TextEncoder {
             Some(prefix) => vb.pp(prefix),
             None => vb,
         };
+        Self::from_var_builder(config, tokenizer, vb, device)
+    }
+
+    /// `vb` rooted where `embeddings.*` lives; for training it is backed by a `VarMap`.
+    pub fn from_var_builder(config: BertConfig, tokenizer: TextTokenizer, vb: candle_nn::VarBuilder, device: &Device) -> Result<Self> {
         let bert = BertModel::load(vb, &config)?;
         Ok(Self { config, tokenizer, bert, device: device.clone() })
     }

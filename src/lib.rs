@@ -9,12 +9,15 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod checkpoint;
+pub mod data;
 pub mod device;
 pub mod encode;
 pub mod error;
 pub mod model;
 pub mod tasks;
 pub mod text;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -27,6 +27,7 @@ pub enum Head {
 
 /// How tags are read back: the scheme, the parsed labels, and the constraints (CRF only).
 struct TagDecoding {
+    scheme: Scheme,
     tags: Vec<Tag>,
     constraints: Option<Constraints>,
 }
@@ -69,16 +70,31 @@ impl Model {
 
     pub fn from_checkpoint(c: Checkpoint, device: &Device) -> Result<Self> {
         let task = TaskHead::from_config(&c.config)?;
-        let labels = c.config.labels();
+        let vb = c.weights.var_builder(device);
+        let prefix = c.weights.encoder_prefix();
+        Self::build(c.config, c.tokenizer, task, vb, prefix, device)
+    }
+
+    /// Builds the model over `vb` (rooted at the checkpoint's top; the encoder lives under
+    /// `encoder_prefix`). Training passes a `VarMap`-backed builder, which creates the head's
+    /// tensors that the base checkpoint lacks.
+    pub fn build(
+        config: crate::model::BertConfig,
+        tokenizer: crate::text::TextTokenizer,
+        task: TaskHead,
+        vb: candle_nn::VarBuilder,
+        encoder_prefix: Option<&str>,
+        device: &Device,
+    ) -> Result<Self> {
+        let labels = config.labels();
         if labels.is_empty() {
             return Err(Error::Config("config.json has no id2label: a task model needs its label names".into()));
         }
-        let vb = c.weights.var_builder(device);
         let n = labels.len();
         let mut decoding = None;
         let mut markers = None;
         let head = match &task {
-            TaskHead::Classify { pooling } => Head::Classify(ClassifyHead::load(vb, &c.config, n, *pooling)?),
+            TaskHead::Classify { pooling } => Head::Classify(ClassifyHead::load(vb.clone(), &config, n, *pooling)?),
             TaskHead::Tag { decoder, scheme, constrained } => {
                 let scheme = scheme.unwrap_or_else(|| Scheme::infer(&labels));
                 let tags = scheme.parse_all(&labels)?;
@@ -86,24 +102,38 @@ impl Model {
                     (Decoder::Crf, true) => Some(Constraints::new(scheme, &labels)?),
                     _ => None,
                 };
-                decoding = Some(TagDecoding { tags, constraints });
-                Head::Tag(TagHead::load(vb, &c.config, n, *decoder)?)
+                decoding = Some(TagDecoding { tags, constraints, scheme });
+                Head::Tag(TagHead::load(vb.clone(), &config, n, *decoder)?)
             }
             TaskHead::Relate { method, use_cls, pooling, max_distance, markers: names } => {
                 if *method == crate::model::heads::RelateMethod::EntityMarkers {
                     let id = |t: &String| {
-                        c.tokenizer.token_to_id(t).ok_or_else(|| {
+                        tokenizer.token_to_id(t).ok_or_else(|| {
                             Error::Config(format!("entity marker token {t:?} is not in the vocabulary"))
                         })
                     };
                     markers = Some([id(&names[0])?, id(&names[1])?, id(&names[2])?, id(&names[3])?]);
                 }
-                Head::Relate(RelateHead::load(vb, &c.config, n, *method, *use_cls, *pooling, *max_distance)?)
+                Head::Relate(RelateHead::load(vb.clone(), &config, n, *method, *use_cls, *pooling, *max_distance)?)
             }
         };
-        let max_tokens = c.config.max_position_embeddings;
-        let encoder = TextEncoder::new(c.config, c.tokenizer, &c.weights, device)?;
+        let max_tokens = config.max_position_embeddings;
+        let vb = match encoder_prefix {
+            Some(p) => vb.pp(p),
+            None => vb,
+        };
+        let encoder = TextEncoder::from_var_builder(config, tokenizer, vb, device)?;
         Ok(Model { encoder, task, labels, head, decoding, markers, max_tokens, chunk: 16 })
+    }
+
+    /// The tag scheme of a tag model.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.decoding.as_ref().map(|d| d.scheme)
+    }
+
+    /// The constraints a tag model's scheme imposes (whether or not decoding uses them).
+    pub fn scheme_constraints(&self) -> Option<Result<Constraints>> {
+        self.decoding.as_ref().map(|d| Constraints::new(d.scheme, &self.labels))
     }
 
     /// Caps the tokens per encoder pass (default: the model's positions). Longer tag inputs are
@@ -158,6 +188,22 @@ impl Model {
             out.extend(each(chunk, &batch, &enc)?);
         }
         Ok(out)
+    }
+}
+
+impl Model {
+    /// Classification logits `[batch, labels]` for a padded batch; `train` switches dropout on.
+    pub fn classify_logits(&self, batch: &Batch, train: Option<&crate::model::DropoutRng>) -> Result<Tensor> {
+        let Head::Classify(head) = &self.head else { return Err(self.wrong_task("classify")) };
+        let out = self.encoder.bert.forward(&batch.encoder_input(), train)?;
+        head.forward(&out, &batch.attention_mask, train)
+    }
+
+    /// Tag emission scores `[batch, seq, labels]` ([CLS]/[SEP] positions included).
+    pub fn tag_emissions(&self, batch: &Batch, train: Option<&crate::model::DropoutRng>) -> Result<Tensor> {
+        let Head::Tag(head) = &self.head else { return Err(self.wrong_task("tag")) };
+        let out = self.encoder.bert.forward(&batch.encoder_input(), train)?;
+        head.forward(&out.last_hidden_state, train)
     }
 }
 

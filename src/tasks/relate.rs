@@ -20,7 +20,7 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(examples.len());
         for chunk in examples.chunks(self.chunk) {
-            for probs in probabilities(&self.relation_logits(chunk)?)? {
+            for probs in probabilities(&self.relation_logits(chunk, None)?)? {
                 out.push(Prediction::from_probs(&self.labels, &probs));
             }
         }
@@ -36,7 +36,7 @@ impl Model {
     }
 
     /// Logits `[batch, labels]` for prepared examples (also the training forward pass).
-    pub fn relation_logits(&self, examples: &[RelationEncoding]) -> Result<Tensor> {
+    pub fn relation_logits(&self, examples: &[RelationEncoding], train: Option<&crate::model::DropoutRng>) -> Result<Tensor> {
         let Head::Relate(head) = &self.head else { return Err(self.wrong_task("relate")) };
         let refs: Vec<&Encoded> = examples.iter().map(|e| &e.encoded).collect();
         let dev = &self.encoder.device;
@@ -80,7 +80,7 @@ impl Model {
         };
         let extra = head.extra_embeddings(&tensors)?;
         let input = EncoderInput { extra_embeddings: extra.as_ref(), ..batch.encoder_input() };
-        let out = self.encoder.bert.forward(&input, None)?;
-        head.forward(&out, &tensors, &batch.attention_mask, None)
+        let out = self.encoder.bert.forward(&input, train)?;
+        head.forward(&out, &tensors, &batch.attention_mask, train)
     }
 }

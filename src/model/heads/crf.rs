@@ -70,6 +70,55 @@ impl Crf {
         if m.iter().flatten().all(|p| p.is_finite()) { m } else { forward_backward(&self.host, emissions) }
     }
 
+    /// Mean negative log-likelihood of the gold `tags` `[b, T]` under `emissions` `[b, T, L]`
+    /// (pytorch-crf's loss with `reduction="mean"`). `lengths[i]` real positions of row `i`
+    /// (at least 1) come first; the rest is padding. Differentiable in emissions and CRF tensors.
+    pub fn nll(&self, emissions: &Tensor, tags: &[Vec<u32>], lengths: &[usize]) -> Result<Tensor> {
+        let (b, t_len, n) = emissions.dims3()?;
+        let dev = emissions.device();
+        if lengths.iter().any(|&l| l == 0 || l > t_len) || tags.len() != b {
+            return Err(Error::Input("CRF: every sequence needs between 1 and T tags".into()));
+        }
+        let flat_tags: Vec<u32> = tags.iter().flat_map(|r| {
+            let mut r = r.clone();
+            r.resize(t_len, 0);
+            r
+        }).collect();
+        let tag_t = Tensor::from_vec(flat_tags.clone(), (b, t_len), dev)?;
+        let mask: Vec<f32> = lengths.iter().flat_map(|&l| (0..t_len).map(move |t| if t < l { 1.0 } else { 0.0 })).collect();
+        let mask = Tensor::from_vec(mask, (b, t_len), dev)?;
+
+        // Score of the gold path.
+        let em_gold = emissions.gather(&tag_t.unsqueeze(2)?, 2)?.squeeze(2)?; // [b, T]
+        let mut gold = (em_gold * &mask)?.sum(1)?;
+        let first: Vec<u32> = tags.iter().map(|r| r[0]).collect();
+        let last: Vec<u32> = tags.iter().zip(lengths).map(|(r, &l)| r[l - 1]).collect();
+        gold = (gold + self.start_transitions.index_select(&Tensor::new(first, dev)?, 0)?)?;
+        gold = (gold + self.end_transitions.index_select(&Tensor::new(last, dev)?, 0)?)?;
+        if t_len > 1 {
+            let pairs: Vec<u32> = (0..b)
+                .flat_map(|i| {
+                    let row = &flat_tags[i * t_len..(i + 1) * t_len];
+                    (1..t_len).map(move |t| row[t - 1] * n as u32 + row[t]).collect::<Vec<_>>()
+                })
+                .collect();
+            let trans = self.transitions.flatten_all()?.index_select(&Tensor::new(pairs, dev)?, 0)?.reshape((b, t_len - 1))?;
+            gold = (gold + (trans * mask.narrow(1, 1, t_len - 1)?)?.sum(1)?)?;
+        }
+
+        // log Z by the forward algorithm; padded steps keep the previous alpha.
+        let mut alpha = self.start_transitions.unsqueeze(0)?.broadcast_add(&emissions.narrow(1, 0, 1)?.squeeze(1)?)?;
+        let trans = self.transitions.unsqueeze(0)?; // [1, from, to]
+        for t in 1..t_len {
+            let em_t = emissions.narrow(1, t, 1)?.squeeze(1)?; // [b, n]
+            let next = alpha.unsqueeze(2)?.broadcast_add(&trans)?.log_sum_exp(1)?.add(&em_t)?;
+            let m = mask.narrow(1, t, 1)?; // [b, 1]
+            alpha = (next.broadcast_mul(&m)? + alpha.broadcast_mul(&(1.0 - &m)?)?)?;
+        }
+        let log_z = alpha.broadcast_add(&self.end_transitions.unsqueeze(0)?)?.log_sum_exp(1)?;
+        Ok((log_z - gold)?.mean_all()?)
+    }
+
     fn scores(&self, constraints: Option<&Constraints>) -> Scores {
         let mut s = self.host.clone();
         if let Some(c) = constraints {
@@ -200,6 +249,19 @@ mod tests {
         v
     }
 
+    /// Padding rows in a batch do not change a sequence's NLL.
+    #[test]
+    fn nll_ignores_padding() {
+        let c = crf(3, 5);
+        let em: Vec<Vec<f32>> = (0..5).map(|t| (0..3).map(|j| (t * 3 + j) as f32 * 0.3 - 1.0).collect()).collect();
+        let full = Tensor::new(em.clone(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let short = full.narrow(1, 0, 3).unwrap();
+        let tags = vec![0u32, 2, 1, 0, 0];
+        let a = c.nll(&short, &[tags[..3].to_vec()], &[3]).unwrap().to_scalar::<f32>().unwrap();
+        let b = c.nll(&full, &[tags.clone()], &[3]).unwrap().to_scalar::<f32>().unwrap();
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
     /// Viterbi equals brute force over every path, with and without constraints, and the
     /// marginals are a probability distribution that agrees with brute-force enumeration.
     #[test]
@@ -223,6 +285,12 @@ mod tests {
             let constrained = c.decode(&em, Some(&cons));
             assert_eq!(constrained, best_valid.1, "seed {seed}");
             assert!(cons.is_valid(&constrained));
+            // NLL of a path = log Z - its score.
+            let em_t = Tensor::new(em.clone(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let gold: Vec<u32> = best.1.iter().map(|&j| j as u32).collect();
+            let nll = c.nll(&em_t, &[gold], &[4]).unwrap().to_scalar::<f32>().unwrap();
+            let want = log_sum_exp(z.iter().map(|(v, _)| *v)) - best.0;
+            assert!((nll - want).abs() < 1e-3, "nll {nll} vs {want}");
             let log_z = log_sum_exp(z.iter().map(|(v, _)| *v));
             let m = c.marginals(&em, None);
             for t in 0..4 {
