@@ -46,6 +46,10 @@ PACKAGES = {
 }
 
 
+# Bump when the layout of a prepared folder changes: folders made by an older version are rebuilt.
+LAYOUT_VERSION = "2"
+
+
 def log(msg):
     print(f"[fetch] {msg}", flush=True)
 
@@ -123,7 +127,8 @@ def split_of(key, train=80, dev=10):
 def step(cache, name, fn):
     """Run `fn(folder)` once; a `.complete` marker makes the next run skip it."""
     out = cache / name
-    if (out / ".complete").exists():
+    marker = out / ".complete"
+    if marker.exists() and marker.read_text().strip() == LAYOUT_VERSION:
         log(f"{name}: ready")
         return
     if out.exists():
@@ -133,7 +138,7 @@ def step(cache, name, fn):
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     fn(tmp)
-    (tmp / ".complete").write_text("ok\n")
+    (tmp / ".complete").write_text(LAYOUT_VERSION + "\n")
     tmp.rename(out)
     log(f"{name}: done")
 
@@ -173,7 +178,10 @@ def model_m3e(cache):
 
 
 def write_splits(d, rows_by_split, ext, writer):
+    """Each split in a fixed pseudo-random order (by a hash of the row), so that a prefix of a
+    file (`--limit-train N`) is a fair sample rather than, say, all of one class."""
     for split, rows in rows_by_split.items():
+        rows = sorted(rows, key=lambda r: hashlib.sha256(repr(r).encode("utf-8")).hexdigest())
         with open(d / f"{split}.{ext}", "w", encoding="utf-8", newline="\n") as f:
             for row in rows:
                 f.write(writer(row))

@@ -2,7 +2,9 @@
 
 mod convert;
 mod embed;
+mod eval;
 mod predict;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,10 @@ enum Command {
     Embed(embed::Args),
     /// Run a fine-tuned model (classify, tag or relate) on a text or a JSON-lines file.
     Predict(predict::Args),
+    /// Fine-tune a base encoder with a task head on labelled data.
+    Train(train::Args),
+    /// Score a fine-tuned model on a labelled file.
+    Eval(eval::Args),
 }
 
 pub fn run() -> Result<()> {
@@ -30,5 +36,7 @@ pub fn run() -> Result<()> {
         Command::Convert(a) => convert::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }

@@ -100,26 +100,37 @@ impl Model {
 
     /// Tags pre-split words (CoNLL style): each word gets the tag of its first sub-word.
     pub fn tag_words(&self, words: &[&str]) -> Result<Vec<WordTag>> {
-        if let Some(bad) = words.iter().position(|w| w.chars().any(char::is_whitespace) || w.is_empty()) {
-            return Err(Error::Input(format!("word {bad} ({:?}) is empty or contains whitespace", words[bad])));
-        }
-        let text = words.join(" ");
-        let tagging = self.tag(&text)?;
-        let mut at = 0;
-        let mut next_token = 0;
-        Ok(words
-            .iter()
-            .map(|w| {
-                let (start, end) = (at, at + w.chars().count());
-                at = end + 1;
-                while next_token < tagging.tokens.len() && tagging.tokens[next_token].end <= start {
-                    next_token += 1;
-                }
-                match tagging.tokens.get(next_token) {
-                    Some(t) if t.start < end => WordTag { word: w.to_string(), tag: Some(t.tag.clone()), score: t.score },
-                    _ => WordTag { word: w.to_string(), tag: None, score: 0.0 },
-                }
-            })
-            .collect())
+        Ok(self.tag_words_batch(&[words.to_vec()])?.remove(0))
     }
+
+    pub fn tag_words_batch(&self, sentences: &[Vec<&str>]) -> Result<Vec<Vec<WordTag>>> {
+        for words in sentences {
+            if let Some(bad) = words.iter().position(|w| w.chars().any(char::is_whitespace) || w.is_empty()) {
+                return Err(Error::Input(format!("word {bad} ({:?}) is empty or contains whitespace", words[bad])));
+            }
+        }
+        let texts: Vec<String> = sentences.iter().map(|w| w.join(" ")).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let taggings = self.tag_batch(&refs)?;
+        Ok(sentences.iter().zip(&taggings).map(|(words, tagging)| first_piece_tags(words, tagging)).collect())
+    }
+}
+
+fn first_piece_tags(words: &[&str], tagging: &Tagging) -> Vec<WordTag> {
+    let mut at = 0;
+    let mut next_token = 0;
+    words
+        .iter()
+        .map(|w| {
+            let (start, end) = (at, at + w.chars().count());
+            at = end + 1;
+            while next_token < tagging.tokens.len() && tagging.tokens[next_token].end <= start {
+                next_token += 1;
+            }
+            match tagging.tokens.get(next_token) {
+                Some(t) if t.start < end => WordTag { word: w.to_string(), tag: Some(t.tag.clone()), score: t.score },
+                _ => WordTag { word: w.to_string(), tag: None, score: 0.0 },
+            }
+        })
+        .collect()
 }

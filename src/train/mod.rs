@@ -1,6 +1,13 @@
 //! Fine-tuning: losses, re-sampling, the optimizer, metrics, checkpoints and the training loop.
 
+pub mod checkpoint;
+pub mod evaluate;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod prepare;
+pub mod report;
 pub mod sampler;
+pub mod trainer;
+
+pub use trainer::{TrainConfig, TrainSummary, Trainer};
