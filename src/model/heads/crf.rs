@@ -89,6 +89,7 @@ impl Crf {
         let mask = Tensor::from_vec(mask, (b, t_len), dev)?;
 
         // Score of the gold path.
+        let emissions = &emissions.contiguous()?;
         let em_gold = emissions.gather(&tag_t.unsqueeze(2)?, 2)?.squeeze(2)?; // [b, T]
         let mut gold = (em_gold * &mask)?.sum(1)?;
         let first: Vec<u32> = tags.iter().map(|r| r[0]).collect();
