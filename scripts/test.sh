@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# The project's whole test suite, from a fresh machine: installs what it needs, fetches the real
-# weights, runs every Rust test (parity with PyTorch included) and builds the wasm32 library.
+# The project's whole test suite, from a fresh machine: installs what it needs (rustup target,
+# wasm-bindgen-cli at the Cargo.lock version, wasm-pack, Debian chromium + chromedriver, npm
+# packages), fetches the real weights, then runs
+#   1. every Rust test on the real weights (parity with PyTorch, heads, training, CLI);
+#   2. the wasm API's own tests in headless Chromium and in Node (wasm-pack test);
+#   3. the npm package (pkg/) against native outputs in Node, from an `npm pack` tarball, and in
+#      Chromium through its worker (Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 need rustup "install Rust with rustup"
+need node "install Node.js >= 20"
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  rustup target add wasm32-unknown-unknown || {
-    echo "error: could not install the wasm32-unknown-unknown target with rustup" >&2; exit 1; }
-fi
-
+bash scripts/install-tools.sh wasm browser
 bash scripts/setup.sh
+
+echo "[test] 1/3 Rust tests (native, real weights)"
 cargo test --release
-echo "[test] building the library for wasm32-unknown-unknown (+simd128)"
-cargo build --release --lib --target wasm32-unknown-unknown
-ls -l "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/bert_tasks.wasm"
+
+echo "[test] 2/3 wasm API tests: headless Chromium and Node"
+wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release --mode no-install -- --test wasm_browser
+wasm-pack test --node --release --mode no-install -- --test wasm_node
+
+echo "[test] 3/3 npm package: Node, npm pack, Chromium + worker"
+bash scripts/build-pkg.sh
+(cd tests/js && node --test --test-concurrency=1 node.test.mjs package.test.mjs browser.test.mjs)
 echo "[test] all tests passed"

@@ -3,6 +3,7 @@
 
 use candle_core::Device;
 
+#[cfg(not(target_arch = "wasm32"))]
 use crate::checkpoint::Checkpoint;
 use crate::model::{BertConfig, BertModel, Weights};
 use crate::text::{Batch, Encoded, TextTokenizer};

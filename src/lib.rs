@@ -16,6 +16,8 @@ pub mod error;
 pub mod model;
 pub mod tasks;
 pub mod text;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 

@@ -1,5 +1,6 @@
 //! The `bert-tasks` binary: --help, predict on JSON lines (tag and classify), errors naming
 //! file and line.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The encoder on the real pretrained weights agrees with Hugging Face transformers (PyTorch):
 //! fixtures from tests/reference/make_fixtures.py, tolerance 1e-4.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! classify and tag heads on the real encoders agree with PyTorch checkpoints saved by
 //! transformers' `save_pretrained` (fixtures from tests/reference/make_fixtures.py): probabilities
 //! within 1e-4, tags and offsets exactly; CRF decoding equals pytorch-crf's, constrained or not.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

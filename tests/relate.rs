@@ -2,6 +2,7 @@
 //! relation-position distances, entity-span pooling against a direct computation, batch = one by
 //! one, long-text cropping, and clear errors for bad spans. (PyTorch has no class for these heads,
 //! so the heads are seeded random tensors on the real encoder.)
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

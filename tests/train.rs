@@ -1,6 +1,7 @@
 //! Fine-tuning on the real encoders and real data (small subsets, so CI stays fast): the loss
 //! falls and the model beats chance, a run stopped midway and resumed ends bit for bit where an
 //! uninterrupted run ends, the CRF trains, and the output folder is a loadable model.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

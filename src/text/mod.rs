@@ -4,6 +4,7 @@ pub mod batch;
 pub mod relation;
 pub mod scheme;
 pub mod tokenizer;
+pub mod utf16;
 pub mod windows;
 
 pub use batch::Batch;

@@ -539,6 +539,18 @@ impl Trainer {
                 steps_here += 1;
                 bar.set_message(format!("loss {value:.4}"));
                 bar.inc(1);
+                if show_progress && bar.is_hidden() && (self.state.batch_in_epoch % (per_epoch / 10).max(1) == 0) {
+                    // No terminal (a log file): a plain line every tenth of an epoch instead.
+                    let secs = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "[train] epoch {}/{} step {}/{} loss {value:.4} ({:.2} steps/s)",
+                        epoch + 1,
+                        self.cfg.epochs,
+                        self.state.batch_in_epoch,
+                        per_epoch,
+                        steps_here as f64 / secs.max(1e-9)
+                    );
+                }
                 if self.cfg.save_every > 0 && self.state.global_step % self.cfg.save_every == 0 && self.state.batch_in_epoch < per_epoch {
                     self.save_checkpoint(&ckpts)?;
                 }

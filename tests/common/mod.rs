@@ -69,6 +69,13 @@ fn base_tensors(base: &str) -> HashMap<String, Tensor> {
 /// config.json verbatim (plus `task_head` when given), the base encoder's tensors under the
 /// names transformers used (`bert.*`, listed in names.json), and the committed head tensors.
 pub fn pytorch_checkpoint(name: &str, base: &str, task_head: Option<serde_json::Value>) -> TempDir {
+    let dir = TempDir::new(name);
+    pytorch_checkpoint_in(name, base, task_head, &dir.0);
+    dir
+}
+
+/// As [`pytorch_checkpoint`], into `dir`.
+pub fn pytorch_checkpoint_in(name: &str, base: &str, task_head: Option<serde_json::Value>, dir: &std::path::Path) {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints").join(name);
     let names: HashMap<String, Vec<usize>> =
         serde_json::from_str(&std::fs::read_to_string(src.join("names.json")).unwrap()).unwrap();
@@ -83,15 +90,14 @@ pub fn pytorch_checkpoint(name: &str, base: &str, task_head: Option<serde_json::
         assert_eq!(t.dims(), shape.as_slice(), "{n}");
         out.insert(n.clone(), t);
     }
-    let dir = TempDir::new(name);
-    save_safetensors(&out, DType::F32, &dir.0.join("model.safetensors")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    save_safetensors(&out, DType::F32, &dir.join("model.safetensors")).unwrap();
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     if let Some(th) = task_head {
         cfg["task_head"] = th;
     }
-    std::fs::write(dir.0.join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(model_dir(base).join("tokenizer.json"), dir.0.join("tokenizer.json")).unwrap();
-    dir
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(model_dir(base).join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
 }
 
 /// A model folder with the real base encoder and a seeded random head, for heads PyTorch has no

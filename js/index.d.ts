@@ -1,0 +1,66 @@
+/** Offsets are UTF-16 code units into the text you passed: `text.slice(start, end) === span.text`. */
+export interface Span { label: string; start: number; end: number; text: string }
+/** A sub-word token with its tag; `score` is its probability (softmax) or CRF marginal. */
+export interface TaggedToken { text: string; start: number; end: number; tag: string; score: number }
+export interface Tagging { tokens: TaggedToken[]; spans: Span[] }
+/** classify / relate result: the best label, its probability, and every label's probability. */
+export interface Prediction { label: string; score: number; scores: Record<string, number> }
+/** A span of the text, in UTF-16 code units, end exclusive. */
+export interface TextSpan { start: number; end: number }
+export interface ModelInfo {
+  task: "classify" | "tag" | "relate";
+  head: Record<string, unknown>;
+  labels: string[];
+  hidden_size: number; layers: number; heads: number; vocab_size: number; max_tokens: number; parameters: number;
+}
+export interface Progress { loaded: number; total?: number; file: string }
+export interface LoadOptions {
+  /** Called as bytes arrive (total is known when the server sends Content-Length). */
+  onProgress?: (p: Progress) => void;
+  /** Keep the files in the Cache API for offline use (default true). */
+  cache?: boolean;
+  fetch?: typeof fetch;
+}
+export type ClassifyInput = string | [string, string] | { text: string; textPair?: string };
+
+export class Model {
+  /** Fetches config.json, tokenizer.json, model.safetensors from baseUrl and builds the model. */
+  static load(baseUrl: string | URL, options?: LoadOptions): Promise<Model>;
+  /** Builds a model from the three files' bytes (after init()/initSync()). */
+  static fromBytes(config: Uint8Array, tokenizer: Uint8Array, weights: Uint8Array): Model;
+  classify(text: string, textPair?: string): Prediction;
+  classifyBatch(inputs: ClassifyInput[]): Prediction[];
+  tag(text: string): Tagging;
+  tagBatch(texts: string[]): Tagging[];
+  relate(text: string, head: TextSpan, tail: TextSpan): Prediction;
+  relateBatch(inputs: { text: string; head: TextSpan; tail: TextSpan }[]): Prediction[];
+  info(): ModelInfo;
+  /** Caps tokens per encoder pass; longer tag inputs are windowed (bounds memory). */
+  setMaxTokens(n: number): void;
+  /** Releases the model's wasm memory. */
+  free(): void;
+}
+
+/** The same API in a Web Worker, every call async. */
+export interface WorkerModel {
+  load(baseUrl: string | URL, options?: { onProgress?: (p: Progress) => void; cache?: boolean }): Promise<ModelInfo>;
+  classify(text: string, textPair?: string): Promise<Prediction>;
+  classifyBatch(inputs: ClassifyInput[]): Promise<Prediction[]>;
+  tag(text: string): Promise<Tagging>;
+  tagBatch(texts: string[]): Promise<Tagging[]>;
+  relate(text: string, head: TextSpan, tail: TextSpan): Promise<Prediction>;
+  relateBatch(inputs: { text: string; head: TextSpan; tail: TextSpan }[]): Promise<Prediction[]>;
+  info(): Promise<ModelInfo>;
+  terminate(): void;
+}
+export function createWorker(workerUrl?: string | URL): WorkerModel;
+
+/** Browser: instantiates the wasm module (fetched next to this file). */
+export default function init(moduleOrPath?: unknown): Promise<unknown>;
+export function initSync(options: { module: BufferSource | WebAssembly.Module }): unknown;
+export function ensureInit(moduleOrPath?: unknown): Promise<unknown>;
+
+/** Node only: load a model folder from disk. */
+export function loadModel(dir: string): Promise<Model>;
+/** Node only: from bytes, instantiating the wasm module on first use. */
+export function fromBytes(config: Uint8Array, tokenizer: Uint8Array, weights: Uint8Array): Model;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the tools the wasm and browser steps need, at pinned versions; skips what is there.
+#   install-tools.sh wasm      rustup target, wasm-bindgen-cli (version from Cargo.lock), wasm-pack
+#   install-tools.sh browser   Debian chromium + chromium-driver, npm packages of tests/js
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+for what in "$@"; do
+  case "$what" in
+  wasm)
+    rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+    want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+    if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$want" ]; then
+      # --locked fails here (a locked dependency version is not served); the tool's own pin suffices.
+      cargo install wasm-bindgen-cli --version "$want"
+    fi
+    command -v wasm-pack >/dev/null || cargo install wasm-pack --version 0.15.1
+    ;;
+  browser)
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
+    fi
+    (cd tests/js && npm ci --no-audit --no-fund --silent)
+    ;;
+  *) echo "unknown tool set $what" >&2; exit 1 ;;
+  esac
+done

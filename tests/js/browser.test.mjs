@@ -1,0 +1,49 @@
+// The npm package in headless Chromium (Debian's, driven by playwright-core): each model loaded
+// from a static server through the worker, with progress events, equal to native outputs.
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { FIXTURES, assertSameAsNative, calls, native } from "./common.mjs";
+import { serve } from "./serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "../..");
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
+test("package in Chromium through the worker equals native, with progress", async () => {
+  const fixtures = native();
+  const { server, url } = await serve({ "/": join(here, "page"), "/pkg/": join(root, "pkg"), "/models/": FIXTURES });
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const logs = [];
+    page.on("console", (m) => logs.push(m.text()));
+    page.on("pageerror", (e) => logs.push(String(e)));
+    await page.goto(url + "/");
+    await page.waitForFunction(() => window.ready === true);
+    const plan = Object.entries(fixtures).map(([name, f]) => ({ name, calls: calls(name, f) }));
+    const out = await page.evaluate((plan) => window.runFixtures(plan), plan);
+    for (const [name, fixture] of Object.entries(fixtures)) {
+      const { info, results, progress, error } = out[name];
+      assert.equal(info.task, fixture.task, name);
+      assertSameAsNative(name, fixture, results);
+      assert.ok(progress.length > 0, `${name}: progress events`);
+      const last = progress.at(-1);
+      assert.equal(last.loaded, last.total, `${name}: progress reaches 100%`);
+      assert.match(error, /model/, `${name}: a wrong-task call rejects with a message`);
+    }
+  } catch (e) {
+    throw new Error(`${e.message}\nbrowser console:\n${logs.join("\n")}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});

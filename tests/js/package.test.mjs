@@ -1,0 +1,43 @@
+// `npm pack` the package, install the tarball into a fresh project, import it by name in Node
+// and run every task.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { FIXTURES, calls, native } from "./common.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+
+test("npm pack → npm install → import 'bert-tasks' runs every task", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bert-tasks-pack-"));
+  try {
+    const tgz = execFileSync("npm", ["pack", join(root, "pkg"), "--pack-destination", dir, "--silent"], { encoding: "utf8" }).trim().split("\n").at(-1);
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--silent", "--offline", join(dir, tgz)], { cwd: dir });
+    const fixtures = native();
+    const plan = Object.entries(fixtures).map(([name, f]) => ({ name, dir: join(FIXTURES, name), calls: calls(name, f) }));
+    writeFileSync(
+      join(dir, "run.mjs"),
+      `import { loadModel } from "bert-tasks";
+       const plan = ${JSON.stringify(plan)};
+       const out = {};
+       for (const { name, dir, calls } of plan) {
+         const m = await loadModel(dir);
+         out[name] = { task: m.info().task, results: calls.map(({ method, args }) => m[method](...args)) };
+       }
+       console.log(JSON.stringify(out));`,
+    );
+    const out = JSON.parse(execFileSync("node", ["run.mjs"], { cwd: dir, encoding: "utf8" }));
+    for (const [name, f] of Object.entries(fixtures)) {
+      assert.equal(out[name].task, f.task);
+      assert.equal(out[name].results.length, f.inputs.length);
+      if (f.task !== "tag") assert.equal(out[name].results[0].label, f.outputs[0].label, name);
+      else assert.deepEqual(out[name].results[0].tokens.map((t) => t.tag), f.outputs[0].tokens.map((t) => t.tag), name);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
