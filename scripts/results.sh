@@ -4,7 +4,8 @@
 #   bash scripts/results.sh            # everything
 #   bash scripts/results.sh mr-en msra-crf   # some experiments by name
 # Each run writes $BERT_TASKS_CACHE/runs/<name>/ (model, metrics.json, curve.svg, confusion.svg)
-# and test.json (test-set metrics). VitaminC and WebNLG need `scripts/fetch_assets.py --with-bigbench`.
+# and test.json (test-set metrics). Subsets: 1,500 training sentences/texts for the large sets
+# (2,000 for VitaminC and WebNLG), dev 300, test 500. VitaminC and WebNLG need `scripts/fetch_assets.py --with-bigbench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -19,7 +20,7 @@ run() { # name base data-dir ext test-limit -- train args...
   echo "== $name"
   local start=$(date +%s)
   "$BERT_TASKS_BIN" train --model "$base" --train "$D/$data/train.$ext" --dev "$D/$data/dev.$ext" \
-    --out "$R/$name" --limit-dev 500 "$@" > "$R/$name.log" 2>&1
+    --out "$R/$name" --limit-dev 300 "$@" > "$R/$name.log" 2>&1
   "$BERT_TASKS_BIN" eval --model "$R/$name" --data "$D/$data/test.$ext" --limit "$limit" --json > "$R/$name/test.json"
   echo "$(( $(date +%s) - start ))" > "$R/$name/seconds"
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v, 4) for k, v in d.items() if isinstance(v, float)})" "$R/$name/test.json"
@@ -28,18 +29,18 @@ ONLY="${*:-}"
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 16"
 TAG="--task tag --lr 1e-4 --batch-size 16"
 
-run zh-sentiment "$ZH" zh-sentiment tsv 1000 -- $CLS --epochs 2 --max-len 128 --limit-train 4000
-run mr-en        "$EN" en-sentiment tsv 1000 -- $CLS --epochs 3 --max-len 64
-run msra-softmax "$ZH" msra-ner conll 1000 -- $TAG --epochs 2 --max-len 128 --limit-train 3000 --decoder softmax
-run msra-crf     "$ZH" msra-ner conll 1000 -- $TAG --epochs 2 --max-len 128 --limit-train 3000 --decoder crf --head-lr 5e-3
-run pd-seg       "$ZH" pd-seg conll 1000 -- $TAG --epochs 2 --max-len 128 --limit-train 3000 --decoder crf --head-lr 5e-3
-run pd-pos       "$ZH" pd-pos conll 1000 -- $TAG --epochs 2 --max-len 128 --limit-train 3000 --decoder softmax --head-lr 1e-3
-run wnut16       "$EN" wnut16-ner conll 1000 -- $TAG --epochs 4 --max-len 64 --decoder crf --head-lr 5e-3
-run brown-pos    "$EN" brown-pos conll 1000 -- $TAG --epochs 2 --max-len 64 --limit-train 3000 --decoder softmax --head-lr 1e-3
+run msra-softmax "$ZH" msra-ner conll 500 -- $TAG --epochs 2 --max-len 64 --limit-train 1500 --decoder softmax
+run msra-crf     "$ZH" msra-ner conll 500 -- $TAG --epochs 2 --max-len 64 --limit-train 1500 --decoder crf --head-lr 5e-3
+run mr-en        "$EN" en-sentiment tsv 500 -- $CLS --epochs 3 --max-len 64
+run zh-sentiment "$ZH" zh-sentiment tsv 500 -- $CLS --epochs 2 --max-len 96 --limit-train 1500
+run pd-seg       "$ZH" pd-seg conll 500 -- $TAG --epochs 2 --max-len 64 --limit-train 1500 --decoder crf --head-lr 5e-3
+run pd-pos       "$ZH" pd-pos conll 500 -- $TAG --epochs 2 --max-len 64 --limit-train 1500 --decoder softmax --head-lr 1e-3
+run wnut16       "$EN" wnut16-ner conll 500 -- $TAG --epochs 3 --max-len 64 --decoder crf --head-lr 5e-3
+run brown-pos    "$EN" brown-pos conll 500 -- $TAG --epochs 2 --max-len 64 --limit-train 1500 --decoder softmax --head-lr 1e-3
 if [ -d "$D/vitaminc" ]; then
-  run vitaminc   "$EN" vitaminc tsv 1000 -- $CLS --epochs 2 --max-len 128 --limit-train 4000
+  run vitaminc   "$EN" vitaminc tsv 500 -- $CLS --epochs 2 --max-len 128 --limit-train 2000
   for m in entity_pool position_embedding entity_markers; do
-    run "webnlg-$m" "$EN" webnlg jsonl 1000 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 4 --max-len 96
+    run "webnlg-$m" "$EN" webnlg jsonl 500 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 3 --max-len 96 --limit-train 2000
   done
 fi
 
@@ -51,8 +52,8 @@ if [ ! -f "$IMB/train.tsv" ]; then
   cp "$D/en-sentiment/dev.tsv" "$D/en-sentiment/test.tsv" "$IMB/"
 fi
 IMBARGS="$CLS --epochs 3 --max-len 64"
-run imb-ce       "$EN" en-sentiment-imbalanced tsv 1000 -- $IMBARGS --loss ce
-run imb-weighted "$EN" en-sentiment-imbalanced tsv 1000 -- $IMBARGS --loss weighted --class-weights auto
-run imb-focal    "$EN" en-sentiment-imbalanced tsv 1000 -- $IMBARGS --loss focal --gamma 2
-run imb-class    "$EN" en-sentiment-imbalanced tsv 1000 -- $IMBARGS --sampling class
-run imb-sqrt     "$EN" en-sentiment-imbalanced tsv 1000 -- $IMBARGS --sampling power --q 0.5
+run imb-ce       "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --loss ce
+run imb-weighted "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --loss weighted --class-weights auto
+run imb-focal    "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --loss focal --gamma 2
+run imb-class    "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --sampling class
+run imb-sqrt     "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --sampling power --q 0.5

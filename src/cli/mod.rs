@@ -3,6 +3,7 @@
 mod convert;
 mod embed;
 mod eval;
+mod export;
 mod predict;
 mod train;
 
@@ -29,6 +30,8 @@ enum Command {
     Train(train::Args),
     /// Score a fine-tuned model on a labelled file.
     Eval(eval::Args),
+    /// Copy a model folder with its weights in f16/bf16 (half the download) or f32.
+    Export(export::Args),
 }
 
 pub fn run() -> Result<()> {
@@ -38,5 +41,6 @@ pub fn run() -> Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Export(a) => export::run(a),
     }
 }

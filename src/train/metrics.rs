@@ -80,6 +80,7 @@ pub struct SpanReport {
 /// seqeval-style exact-span scores over sentences of tag strings.
 pub fn spans(scheme: Scheme, labels: &[String], gold: &[Vec<String>], pred: &[Vec<String>]) -> Result<SpanReport> {
     let cons = Constraints::new(scheme, labels)?;
+    // Validity is judged on predictions, which only use the model's labels.
     let index = |t: &str| labels.iter().position(|l| l == t);
     let (mut tp, mut n_pred, mut n_gold) = (0, 0, 0);
     let mut by_type: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();

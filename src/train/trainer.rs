@@ -267,6 +267,19 @@ impl Trainer {
                         })?;
                     }
                 }
+                // Labels from train and dev together: a tag rare enough to be missing from a
+                // training subset still gets an output row (it is then simply never predicted).
+                let mut all = all;
+                if let Some(dev) = &cfg.dev {
+                    for ex in read_conll(dev)? {
+                        for (k, t) in ex.tags.iter().enumerate() {
+                            scheme.parse(t).map_err(|_| {
+                                Error::Input(format!("{}:{}: tag {t:?} is not a {scheme:?} tag", dev.display(), ex.line + k))
+                            })?;
+                        }
+                        all.extend(ex.tags);
+                    }
+                }
                 let labels = tag_label_set(scheme, all.into_iter())?;
                 let cons = Constraints::new(scheme, &labels)?;
                 for ex in &d {
@@ -364,6 +377,8 @@ impl Trainer {
                 Items::Tag(v)
             }
         };
+        // Training sequences are cut to --max-len; evaluation and the saved model use every position.
+        model.set_max_tokens(model.encoder.config.max_position_embeddings)?;
         let mut counts = vec![0usize; labels.len()];
         let classes: Vec<usize> = match &items {
             Items::Classify(v) => v.iter().map(|(_, l)| *l as usize).collect(),

@@ -4,19 +4,11 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { FIXTURES, assertSameAsNative, calls, native } from "./common.mjs";
-import { serve } from "./serve.mjs";
+import { FIXTURES, assertSameAsNative, calls, launch, native } from "./common.mjs";
+import { serve } from "../../scripts/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "../..");
-
-export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-}
 
 test("package in Chromium through the worker equals native, with progress", async () => {
   const fixtures = native();

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { chromium } from "playwright-core";
 
 export const CACHE = process.env.BERT_TASKS_CACHE ?? join(homedir(), ".cache/bert-tasks");
 export const FIXTURES = join(CACHE, "js-fixtures");
@@ -55,5 +56,13 @@ export function assertSameAsNative(name, fixture, results) {
         assert.ok(Math.abs(got.scores[label] - p) <= TOLERANCE, `${where} ${label}: ${got.scores[label]} vs ${p}`);
       }
     }
+  });
+}
+
+/** Debian's Chromium, headless, as root, with no background network traffic. */
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
 }

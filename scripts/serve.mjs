@@ -38,3 +38,10 @@ export function serve(mounts, { port = 0, host = "127.0.0.1" } = {}) {
   });
   return new Promise((ok) => server.listen(port, host, () => ok({ server, url: `http://${host}:${server.address().port}` })));
 }
+
+// CLI: node scripts/serve.mjs DIR [PORT] — serves DIR on 127.0.0.1 and prints the URL.
+if (process.argv[1] && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href) {
+  const [dir = ".", port = "8080"] = process.argv.slice(2);
+  const { url } = await serve({ "/": dir }, { port: Number(port) });
+  console.log(`serving ${resolve(dir)} at ${url}/  (Ctrl-C to stop)`);
+}
