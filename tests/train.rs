@@ -144,6 +144,33 @@ fn crf_tagger_trains_and_never_emits_invalid_sequences() {
     assert!(eval.primary() > 0.5, "word F1 {}", eval.primary());
 }
 
+/// Every encoder and head parameter receives a gradient, for every task (the pooler only where
+/// the head uses it).
+#[test]
+fn every_parameter_trains() {
+    let out = TempDir::new("train-grads");
+    let mut c = config("classify", "all-minilm-l6-v2", data("en-sentiment", "train"), None, &out);
+    c.limit_train = Some(8);
+    let t = Trainer::new(c, false).unwrap();
+    assert_eq!(t.parameters_without_gradient().unwrap(), Vec::<String>::new());
+    let mut c = config("tag", "m3e-small", data("msra-ner", "train"), None, &out);
+    c.decoder = Decoder::Crf;
+    c.limit_train = Some(8);
+    let t = Trainer::new(c, false).unwrap();
+    let missing = t.parameters_without_gradient().unwrap();
+    assert!(missing.iter().all(|n| n.starts_with("bert.pooler.")), "{missing:?}");
+    let rel = out.0.join("rel.jsonl");
+    std::fs::write(&rel, std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo/relations.jsonl")).unwrap()).unwrap();
+    for method in [RelateMethod::EntityPool, RelateMethod::PositionEmbedding, RelateMethod::EntityMarkers] {
+        let mut c = config("relate", "all-minilm-l6-v2", rel.clone(), None, &out);
+        c.method = method;
+        c.pooling = Pooling::Mean;
+        let t = Trainer::new(c, false).unwrap();
+        let missing = t.parameters_without_gradient().unwrap();
+        assert!(missing.iter().all(|n| n.starts_with("bert.pooler.")), "{method:?}: {missing:?}");
+    }
+}
+
 #[test]
 fn bad_training_input_is_a_clear_error() {
     let out = TempDir::new("train-bad");

@@ -6,10 +6,11 @@
 //! layer (relation-position embeddings). A dev test checks we agree with candle-transformers.
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
+use super::norm::{softmax_last_dim, LayerNorm};
 use crate::{Error, Result};
 
 /// One padded batch, as the tokenizer produced it.
@@ -56,7 +57,7 @@ impl BertEmbeddings {
                 cfg.hidden_size,
                 vb.pp("token_type_embeddings"),
             )?,
-            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
             dropout: Dropout::new(cfg.hidden_dropout_prob),
             max_positions: cfg.max_position_embeddings,
         })
@@ -84,7 +85,7 @@ impl BertEmbeddings {
         if let Some(extra) = input.extra_embeddings {
             x = x.add(extra)?;
         }
-        let x = self.layer_norm.forward(&x)?;
+        let x = self.layer_norm.forward(&x, train.is_some())?;
         self.dropout.forward(&x, train)
     }
 }
@@ -124,7 +125,7 @@ impl BertSelfAttention {
         let v = self.split_heads(&self.value.forward(x)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = softmax_last_dim(&scores, train.is_some())?;
         let probs = self.dropout.forward(&probs, train)?;
         Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?)
     }
@@ -141,14 +142,14 @@ impl ResidualOutput {
     fn load(vb: VarBuilder, cfg: &BertConfig, in_dim: usize) -> candle_core::Result<Self> {
         Ok(Self {
             dense: linear(in_dim, cfg.hidden_size, vb.pp("dense"))?,
-            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
             dropout: Dropout::new(cfg.hidden_dropout_prob),
         })
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let x = self.dropout.forward(&self.dense.forward(x)?, train)?;
-        Ok(self.layer_norm.forward(&x.add(residual)?)?)
+        self.layer_norm.forward(&x.add(residual)?, train.is_some())
     }
 }
 

@@ -10,6 +10,7 @@ pub use dropout::{Dropout, DropoutRng};
 pub use encoder::{BertModel, EncoderInput, EncoderOutput};
 pub use weights::Weights;
 pub mod heads;
+pub mod norm;
 pub mod pooling;
 
 pub use heads::TaskHead;

@@ -632,6 +632,21 @@ impl Trainer {
         atomic_write(&out.join("curve.svg"), curve_svg(&self.state.losses, &evals, name).as_bytes())
     }
 
+    /// Names of the parameters that get no gradient from one training batch: a check that the
+    /// whole network trains (a non-differentiable kernel would silently freeze what lies below).
+    pub fn parameters_without_gradient(&self) -> Result<Vec<String>> {
+        let n = self.items.len().min(self.cfg.batch_size);
+        let idx: Vec<usize> = (0..n).collect();
+        let grads = self.batch_loss(&idx, &DropoutRng::for_step(self.cfg.seed, 0))?.backward()?;
+        Ok(self
+            .opt
+            .params
+            .iter()
+            .filter(|p| grads.get(p.var.as_tensor()).is_none_or(|g| g.abs().and_then(|a| a.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_or(true, |v| v == 0.0)))
+            .map(|p| p.name.clone())
+            .collect())
+    }
+
     /// Parameters as tensors (for tests and export).
     pub fn tensors(&self) -> HashMap<String, Tensor> {
         var_tensors(&self.varmap)
