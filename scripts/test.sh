@@ -5,7 +5,8 @@
 #   1. every Rust test on the real weights (parity with PyTorch, heads, training, CLI);
 #   2. the wasm API's own tests in headless Chromium and in Node (wasm-pack test);
 #   3. the npm package (pkg/) against native outputs in Node, from an `npm pack` tarball, and in
-#      Chromium through its worker (Playwright).
+#      Chromium through its worker (Playwright);
+#   4. the demo site end to end in Chromium, with small models trained in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -15,14 +16,19 @@ need node "install Node.js >= 20"
 bash scripts/install-tools.sh wasm browser
 bash scripts/setup.sh
 
-echo "[test] 1/3 Rust tests (native, real weights)"
+echo "[test] 1/4 Rust tests (native, real weights)"
 cargo test --release
 
-echo "[test] 2/3 wasm API tests: headless Chromium and Node"
+echo "[test] 2/4 wasm API tests: headless Chromium and Node"
 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release --mode no-install -- --test wasm_browser
 wasm-pack test --node --release --mode no-install -- --test wasm_node
 
-echo "[test] 3/3 npm package: Node, npm pack, Chromium + worker"
+echo "[test] 3/4 npm package: Node, npm pack, Chromium + worker"
 bash scripts/build-pkg.sh
 (cd tests/js && node --test --test-concurrency=1 node.test.mjs package.test.mjs browser.test.mjs)
+
+echo "[test] 4/4 demo site end to end"
+bash scripts/demo-models.sh --quick "$BERT_TASKS_CACHE/demo-models-quick"
+bash scripts/build-site.sh "$BERT_TASKS_CACHE/demo-models-quick" "$BERT_TASKS_CACHE/site-test"
+(cd tests/js && node --test demo.test.mjs)
 echo "[test] all tests passed"
