@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune the demo site's models with the project's own trainer (cached: a model already there
-# is kept). Full mode fits in about 10 minutes on 2 CPU cores; --quick trains tiny ones in seconds
+# is kept). Full mode (600–1,000 examples a model, 1 epoch) fits in about 15 minutes on 2 CPU cores; --quick trains tiny ones in seconds
 # (for the end-to-end test: same page, same package, small models).
 #   scripts/demo-models.sh [--quick] OUT_DIR
 set -euo pipefail
@@ -29,18 +29,18 @@ train() { # id base train dev limit epochs maxlen -- args
 }
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3"
 TAG="--task tag --lr 1e-4"
-train zh-sentiment "$ZH" "$D/zh-sentiment/train.tsv" "$D/zh-sentiment/dev.tsv" 1500 1 96 -- $CLS
-train en-sentiment "$EN" "$D/en-sentiment/train.tsv" "$D/en-sentiment/dev.tsv" 3300 2 64 -- $CLS
-train msra-ner-crf "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 1500 1 64 -- $TAG --decoder crf --head-lr 5e-3
-train msra-ner-softmax "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 1500 1 64 -- $TAG --decoder softmax --head-lr 1e-3
-train pd-seg "$ZH" "$D/pd-seg/train.conll" "$D/pd-seg/dev.conll" 1500 1 64 -- $TAG --decoder crf --head-lr 5e-3
-train pd-pos "$ZH" "$D/pd-pos/train.conll" "$D/pd-pos/dev.conll" 1500 1 64 -- $TAG --decoder softmax --head-lr 1e-3
+train zh-sentiment "$ZH" "$D/zh-sentiment/train.tsv" "$D/zh-sentiment/dev.tsv" 800 1 96 -- $CLS
+train en-sentiment "$EN" "$D/en-sentiment/train.tsv" "$D/en-sentiment/dev.tsv" 1000 1 64 -- $CLS
+train msra-ner-crf "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 800 1 64 -- $TAG --decoder crf --head-lr 5e-3
+train msra-ner-softmax "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 800 1 64 -- $TAG --decoder softmax --head-lr 5e-3
+train pd-seg "$ZH" "$D/pd-seg/train.conll" "$D/pd-seg/dev.conll" 600 1 64 -- $TAG --decoder crf --head-lr 5e-3
+train pd-pos "$ZH" "$D/pd-pos/train.conll" "$D/pd-pos/dev.conll" 600 1 64 -- $TAG --decoder softmax --head-lr 5e-3
 if [ -d "$D/vitaminc" ]; then
-  train vitaminc "$EN" "$D/vitaminc/train.tsv" "$D/vitaminc/dev.tsv" 2000 1 128 -- $CLS
+  train vitaminc "$EN" "$D/vitaminc/train.tsv" "$D/vitaminc/dev.tsv" 800 1 128 -- $CLS
 fi
-if [ -d "$D/webnlg" ] && [ "$QUICK" = 0 ]; then REL_TRAIN="$D/webnlg/train.jsonl"; REL_DEV="$D/webnlg/dev.jsonl"; REL_N=2000
+if [ -d "$D/webnlg" ] && [ "$QUICK" = 0 ]; then REL_TRAIN="$D/webnlg/train.jsonl"; REL_DEV="$D/webnlg/dev.jsonl"; REL_N=800
 else REL_TRAIN="tests/fixtures/demo/relations.jsonl"; REL_DEV="$REL_TRAIN"; REL_N=100; fi
 for m in entity_markers entity_pool position_embedding; do
-  train "relations-$m" "$EN" "$REL_TRAIN" "$REL_DEV" "$REL_N" 2 96 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 8
+  train "relations-$m" "$EN" "$REL_TRAIN" "$REL_DEV" "$REL_N" 1 96 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 8
 done
 echo "[demo] models in $OUT"

@@ -243,20 +243,24 @@ impl Trainer {
         // Labels and the head.
         let mut head = task_head(&cfg)?;
         let (labels, train_data) = match cfg.task.as_str() {
+            // Labels come from the whole training file: --limit-train picks a subset of the
+            // examples, not of the label set.
             "classify" => {
                 let mut d = read_classify(&cfg.train)?;
+                let labels = sorted_unique(d.iter().map(|e| e.label.as_str()));
                 d.truncate(cfg.limit_train.unwrap_or(d.len()));
-                (sorted_unique(d.iter().map(|e| e.label.as_str())), Raw::Classify(d))
+                (labels, Raw::Classify(d))
             }
             "relate" => {
                 let mut d = read_relate(&cfg.train)?;
+                let labels = sorted_unique(d.iter().map(|e| e.label.as_str()));
                 d.truncate(cfg.limit_train.unwrap_or(d.len()));
-                (sorted_unique(d.iter().map(|e| e.label.as_str())), Raw::Relate(d))
+                (labels, Raw::Relate(d))
             }
             _ => {
                 let mut d = read_conll(&cfg.train)?;
-                d.truncate(cfg.limit_train.unwrap_or(d.len()));
                 let all: Vec<String> = d.iter().flat_map(|e| e.tags.iter().cloned()).collect();
+                d.truncate(cfg.limit_train.unwrap_or(d.len()));
                 let scheme = cfg.scheme.unwrap_or_else(|| Scheme::infer(&sorted_unique(all.iter().map(String::as_str))));
                 cfg.scheme = Some(scheme);
                 head = task_head(&cfg)?;

@@ -141,7 +141,7 @@ def main():
         if args.task == "classify":
             gold, pred = [], []
             for r in dev:
-                ids = enc(r)
+                ids = tok.encode(r[1]).ids[:512]
                 logits = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
                 gold.append(r[0])
                 pred.append(labels[logits.argmax(-1).item()])
@@ -161,7 +161,7 @@ def main():
                     pieces = tok.encode(w, add_special_tokens=False).ids
                     first.append(len(ids) if pieces else None)
                     ids.extend(pieces)
-                ids = ids[: args.max_len - 1] + [sep]
+                ids = ids[:511] + [sep]  # evaluate on whole sentences, as bert-tasks does
                 em = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[:, 1:-1]
                 path = model.crf.decode(em)[0] if model.crf is not None else em[0].argmax(-1).tolist()
                 tags = [labels[path[f - 1]] if f is not None and f - 1 < len(path) else "O" for f in first]
