@@ -30,21 +30,6 @@ ONLY="${*:-}"
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 16"
 TAG="--task tag --lr 1e-4 --batch-size 16"
 
-run msra-softmax "$ZH" msra-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 1000 --decoder softmax --head-lr 5e-3
-run msra-crf     "$ZH" msra-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 1000 --decoder crf --head-lr 5e-3
-run mr-en        "$EN" en-sentiment tsv 500 -- $CLS --epochs 2 --max-len 64 --limit-train 1000
-run zh-sentiment "$ZH" zh-sentiment tsv 500 -- $CLS --epochs 1 --max-len 96 --limit-train 800
-run pd-seg       "$ZH" pd-seg conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
-run pd-pos       "$ZH" pd-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
-run wnut16       "$EN" wnut16-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
-run brown-pos    "$EN" brown-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
-if [ -d "$D/vitaminc" ]; then
-  run vitaminc   "$EN" vitaminc tsv 500 -- $CLS --epochs 1 --max-len 128 --limit-train 800
-  for m in entity_pool position_embedding entity_markers; do
-    run "webnlg-$m" "$EN" webnlg jsonl 500 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 2 --max-len 96 --limit-train 800
-  done
-fi
-
 # Imbalance study: English sentiment with positives cut to 1 in 20, balanced dev/test.
 IMB="$D/en-sentiment-imbalanced"
 if [ ! -f "$IMB/train.tsv" ]; then
@@ -59,3 +44,19 @@ run imb-weighted "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --loss weight
 run imb-focal    "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --loss focal --gamma 2
 run imb-class    "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --sampling class
 run imb-sqrt     "$EN" en-sentiment-imbalanced tsv 500 -- $IMBARGS --sampling power --q 0.5
+
+run msra-softmax "$ZH" msra-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 1000 --decoder softmax --head-lr 5e-3
+run msra-crf     "$ZH" msra-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 1000 --decoder crf --head-lr 5e-3
+run mr-en        "$EN" en-sentiment tsv 500 -- $CLS --epochs 2 --max-len 64 --limit-train 1000
+run zh-sentiment "$ZH" zh-sentiment tsv 500 -- $CLS --epochs 1 --max-len 96 --limit-train 800
+run pd-seg       "$ZH" pd-seg conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
+run pd-pos       "$ZH" pd-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
+run wnut16       "$EN" wnut16-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
+run brown-pos    "$EN" brown-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
+if [ -d "$D/vitaminc" ]; then
+  run vitaminc   "$EN" vitaminc tsv 500 -- $CLS --epochs 1 --max-len 128 --limit-train 800
+  for m in entity_pool position_embedding entity_markers; do
+    run "webnlg-$m" "$EN" webnlg jsonl 500 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 2 --max-len 96 --limit-train 600
+  done
+fi
+
