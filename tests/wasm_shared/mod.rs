@@ -62,3 +62,24 @@ pub fn batches_equal_single_calls() {
     assert_eq!(info["task"], "classify");
     assert_eq!(info["labels"], json!(["NEG", "POS"]));
 }
+
+/// Declares the shared checks as `#[wasm_bindgen_test]`s in the including test file.
+#[macro_export]
+macro_rules! wasm_tests {
+    () => {
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        fn tag_offsets_are_utf16() {
+            wasm_shared::tag_offsets_are_utf16();
+        }
+
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        fn errors_are_errors_and_the_model_survives() {
+            wasm_shared::errors_are_errors_and_the_model_survives();
+        }
+
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        fn batches_equal_single_calls() {
+            wasm_shared::batches_equal_single_calls();
+        }
+    };
+}
