@@ -2,9 +2,14 @@
 //! run the fine-tuned models natively or in the browser (WebAssembly).
 //!
 //! Modules, one per concept:
-//! - [`model`]: `config.json`, checkpoint weights, the encoder (with real dropout).
-//! - [`text`]: tokenisation with character offsets, batching.
-//! - [`encode`]: a loaded encoder folder ready to embed text.
+//! - [`model`]: `config.json`, checkpoint weights, the encoder (real dropout, differentiable
+//!   norms), pooling, and the heads (classify, tag + CRF, relate).
+//! - [`text`]: tokenisation with character offsets, batching, tag schemes and spans, windows,
+//!   relation spans and markers, UTF-16 offsets.
+//! - [`tasks`]: [`tasks::Model`] — `classify`, `tag`, `relate` and their batch forms.
+//! - [`data`], [`train`]: training data readers and the trainer (native only).
+//! - [`encode`], [`checkpoint`], [`device`]: a loaded encoder, a model folder, CPU/CUDA.
+//! - `cli` (native) and `wasm` (wasm32): the two front ends.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
