@@ -42,20 +42,26 @@ fn tagging_to_utf16(text: &str, mut t: Tagging) -> Tagging {
     t
 }
 
+/// A span as JS gives it: UTF-16 code units.
 #[derive(serde::Deserialize)]
 struct Utf16Span {
     start: usize,
     end: usize,
 }
 
+impl Utf16Span {
+    fn to_chars(&self, m: &Utf16Map, name: &str) -> Result<CharSpan, JsError> {
+        Ok(CharSpan {
+            start: m.to_chars(self.start, &format!("{name} start")).map_err(js_err)?,
+            end: m.to_chars(self.end, &format!("{name} end")).map_err(js_err)?,
+        })
+    }
+}
+
 fn span_from_js(text: &str, v: JsValue, name: &str) -> Result<CharSpan, JsError> {
     let s: Utf16Span = serde_wasm_bindgen::from_value(v)
         .map_err(|e| JsError::new(&format!("{name} must be {{start, end}}: {e}")))?;
-    let m = Utf16Map::new(text);
-    Ok(CharSpan {
-        start: m.to_chars(s.start, &format!("{name} start")).map_err(js_err)?,
-        end: m.to_chars(s.end, &format!("{name} end")).map_err(js_err)?,
-    })
+    s.to_chars(&Utf16Map::new(text), name)
 }
 
 #[derive(serde::Deserialize)]
@@ -73,14 +79,8 @@ enum ClassifyInput {
 #[derive(serde::Deserialize)]
 struct RelateInput {
     text: String,
-    head: Utf16SpanValue,
-    tail: Utf16SpanValue,
-}
-
-#[derive(serde::Deserialize)]
-struct Utf16SpanValue {
-    start: usize,
-    end: usize,
+    head: Utf16Span,
+    tail: Utf16Span,
 }
 
 #[wasm_bindgen]
@@ -144,13 +144,9 @@ impl WasmModel {
         let mut spans = Vec::with_capacity(inputs.len());
         for (i, r) in inputs.iter().enumerate() {
             let m = Utf16Map::new(&r.text);
-            let conv = |v: &Utf16SpanValue, name: &str| -> Result<CharSpan, JsError> {
-                Ok(CharSpan {
-                    start: m.to_chars(v.start, &format!("input {i}: {name} start")).map_err(js_err)?,
-                    end: m.to_chars(v.end, &format!("input {i}: {name} end")).map_err(js_err)?,
-                })
-            };
-            spans.push((r.text.as_str(), conv(&r.head, "head")?, conv(&r.tail, "tail")?));
+            let head = r.head.to_chars(&m, &format!("input {i}: head"))?;
+            let tail = r.tail.to_chars(&m, &format!("input {i}: tail"))?;
+            spans.push((r.text.as_str(), head, tail));
         }
         to_js(&self.inner.relate_batch(&spans).map_err(js_err)?)
     }

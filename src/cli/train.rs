@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use crate::model::heads::{Decoder, RelateMethod};
-use crate::model::Pooling;
 use crate::text::scheme::Scheme;
 use crate::train::loss::LossKind;
 use crate::train::sampler::Sampling;
@@ -133,7 +132,6 @@ pub fn run(a: Args) -> Result<()> {
         device: a.device,
         stop_after: a.stop_after,
     };
-    let _: Pooling = cfg.pooling;
     let mut trainer = Trainer::new(cfg, a.resume)?;
     eprintln!(
         "[train] {} examples, {} labels: {}",
