@@ -2,6 +2,8 @@
 # Install the tools the wasm and browser steps need, at pinned versions; skips what is there.
 #   install-tools.sh wasm      rustup target, wasm-bindgen-cli (version from Cargo.lock), wasm-pack
 #   install-tools.sh browser   Debian chromium + chromium-driver, npm packages of tests/js
+#   install-tools.sh refenv    the reference Python env ($BERT_TASKS_CACHE/refenv: torch, transformers, onnx, ...)
+#   install-tools.sh bench     npm packages of bench/js (transformers.js, onnxruntime-web)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -23,6 +25,19 @@ for what in "$@"; do
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
     fi
     (cd tests/js && npm ci --no-audit --no-fund --silent)
+    ;;
+  refenv)
+    env="$BERT_TASKS_CACHE/refenv"
+    if ! "$env/bin/python" -c "import torch, transformers, onnx, onnxscript, torchcrf, seqeval" 2>/dev/null; then
+      python3 -m venv "$env"
+      "$env/bin/pip" install -q torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 pytorch-crf==0.7.2 seqeval==1.2.2 \
+        onnx==1.23.2 onnxscript==0.7.2
+    fi
+    ;;
+  bench)
+    # --ignore-scripts: onnxruntime-node's install script downloads extra GPU binaries from a
+    # host outside the registry; the bench needs onnxruntime-web plus the bundled CPU binary.
+    (cd bench/js && npm ci --no-audit --no-fund --silent --ignore-scripts)
     ;;
   *) echo "unknown tool set $what" >&2; exit 1 ;;
   esac

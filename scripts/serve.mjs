@@ -7,7 +7,7 @@ import { extname, join, normalize, resolve } from "node:path";
 const TYPES = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
   ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm", ".svg": "image/svg+xml",
-  ".png": "image/png", ".safetensors": "application/octet-stream", ".webmanifest": "application/manifest+json",
+  ".png": "image/png", ".onnx": "application/octet-stream", ".safetensors": "application/octet-stream", ".webmanifest": "application/manifest+json",
 };
 
 /** mounts: { "/": dir, "/pkg/": dir, ... } — longest prefix wins. Resolves to { server, url }. */

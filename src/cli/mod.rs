@@ -1,5 +1,6 @@
 //! Command-line interface (native builds only).
 
+mod bench;
 mod convert;
 mod embed;
 mod eval;
@@ -30,6 +31,8 @@ enum Command {
     Train(train::Args),
     /// Score a fine-tuned model on a labelled file.
     Eval(eval::Args),
+    /// Time inference or training steps (the native side of bench/; one JSON line per shape).
+    Bench(bench::Args),
     /// Copy a model folder with its weights in f16/bf16 (half the download) or f32.
     Export(export::Args),
 }
@@ -42,5 +45,6 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

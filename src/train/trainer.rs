@@ -512,6 +512,43 @@ impl Trainer {
         }
     }
 
+    /// One optimizer step on the batch `idx`: forward, backward, clipping, AdamW. Returns the
+    /// loss, or `Err(loss)` (nothing updated) when it is not finite.
+    fn step(&mut self, idx: &[usize], warmup: usize, total: usize) -> Result<std::result::Result<f32, f32>> {
+        let rng = DropoutRng::for_step(self.cfg.seed, self.state.global_step as u64);
+        let loss = self.batch_loss(idx, &rng)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Ok(Err(value));
+        }
+        let grads = loss.backward()?;
+        let norm = self.opt.grad_norm(&grads)? as f64;
+        let scale = if norm > self.cfg.max_grad_norm { self.cfg.max_grad_norm / (norm + 1e-6) } else { 1.0 };
+        let f = schedule(self.state.global_step, warmup, total);
+        self.opt.step(&grads, [self.cfg.lr * f, self.cfg.head_lr * f], scale)?;
+        Ok(Ok(value))
+    }
+
+    /// Times `n` optimizer steps on the first batches of the epoch order (the benchmark's
+    /// training step: the same code as `run`, without checkpoints or evaluation). Seconds per step.
+    pub fn time_steps(&mut self, n: usize) -> Result<Vec<f64>> {
+        let order = self.sampler.epoch_order(self.cfg.seed, 0);
+        let per_epoch = self.batches_per_epoch();
+        let total = self.total_steps().max(n);
+        let mut times = Vec::with_capacity(n);
+        for k in 0..n {
+            let b = k % per_epoch;
+            let idx = order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())].to_vec();
+            let t = std::time::Instant::now();
+            self.step(&idx, 0, total)?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
+            // The device may run asynchronously (CUDA): wait for the step to finish.
+            self.device.synchronize()?;
+            times.push(t.elapsed().as_secs_f64());
+            self.state.global_step += 1;
+        }
+        Ok(times)
+    }
+
     fn total_steps(&self) -> usize {
         self.cfg.epochs * self.batches_per_epoch()
     }
@@ -536,22 +573,17 @@ impl Trainer {
                 }
                 let b = self.state.batch_in_epoch;
                 let idx = &order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())];
-                let rng = DropoutRng::for_step(self.cfg.seed, self.state.global_step as u64);
-                let loss = self.batch_loss(idx, &rng)?;
-                let value = loss.to_scalar::<f32>()?;
-                if !value.is_finite() {
-                    bar.abandon();
-                    let last = ckpts.latest()?.map(|p| p.display().to_string()).unwrap_or_else(|| "none yet".into());
-                    return Err(Error::Input(format!(
-                        "the loss became {value} at step {}; stopping (lower --lr?). Last good checkpoint: {last}",
-                        self.state.global_step
-                    )));
-                }
-                let grads = loss.backward()?;
-                let norm = self.opt.grad_norm(&grads)? as f64;
-                let scale = if norm > self.cfg.max_grad_norm { self.cfg.max_grad_norm / (norm + 1e-6) } else { 1.0 };
-                let f = schedule(self.state.global_step, warmup, total);
-                self.opt.step(&grads, [self.cfg.lr * f, self.cfg.head_lr * f], scale)?;
+                let value = match self.step(idx, warmup, total)? {
+                    Ok(v) => v,
+                    Err(value) => {
+                        bar.abandon();
+                        let last = ckpts.latest()?.map(|p| p.display().to_string()).unwrap_or_else(|| "none yet".into());
+                        return Err(Error::Input(format!(
+                            "the loss became {value} at step {}; stopping (lower --lr?). Last good checkpoint: {last}",
+                            self.state.global_step
+                        )));
+                    }
+                };
                 self.state.losses.push(value);
                 self.state.global_step += 1;
                 self.state.batch_in_epoch += 1;

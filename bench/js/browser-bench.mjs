@@ -1,0 +1,52 @@
+// Headless Chromium side of the wasm benchmark (Playwright, Debian's /usr/bin/chromium): each
+// measurement in a fresh page, cross-origin isolated (COOP/COEP) so onnxruntime-web may use threads.
+//   node bench/js/browser-bench.mjs [repeat]   -> JSON lines on stdout
+import { cpus, homedir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { serve } from "../../scripts/serve.mjs";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const cache = join(process.env.BERT_TASKS_CACHE ?? join(homedir(), ".cache/bert-tasks"), "bench");
+const repeat = Number(process.argv[2] ?? 20);
+const { server, url } = await serve({ "/": here, "/pkg/": join(here, "../../pkg"), "/models/": cache, "/node_modules/": join(here, "node_modules") });
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const version = browser.version();
+const all = cpus().length;
+
+async function inPage(fn, ...args) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(`${url}/page.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 60000 });
+  try {
+    return await page.evaluate(fn, args);
+  } finally {
+    await page.close();
+  }
+}
+
+const print = (o) => console.log(JSON.stringify({ host: `Chromium ${version}`, cpus: all, ...o }));
+try {
+  for (const task of ["classify", "tag"]) {
+    for (const [engine, threads] of [["ours", 1], ["tjs", 1], ["tjs", all]]) {
+      const rows = await inPage(([e, t, th, r]) => window.bench(e, t, th, r), engine, task, threads, repeat);
+      const name = engine === "ours" ? "bert-tasks wasm" : "transformers.js wasm (onnxruntime-web)";
+      for (const row of rows) print({ engine: name, task, threads, ...row });
+    }
+  }
+  for (const engine of ["ours", "tjs"]) {
+    const loads = [];
+    for (let i = 0; i < 3; i++) loads.push(await inPage(([e]) => window.loadToReady(e), engine));
+    loads.sort((a, b) => a.load_ms / a.raw_fetch_ms - b.load_ms / b.raw_fetch_ms);
+    const mid = loads[1];
+    print({ engine: engine === "ours" ? "bert-tasks wasm" : "transformers.js wasm (onnxruntime-web)", task: "load", ...mid, ratio: mid.load_ms / mid.raw_fetch_ms });
+  }
+} finally {
+  await browser.close();
+  server.close();
+}

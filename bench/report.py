@@ -1,0 +1,133 @@
+"""Turns one benchmark run (bench/results/<date>/*.jsonl) into the generated part of
+BENCHMARKS.md (between the bench:start / bench:end markers; the hand-written parts stay).
+
+  python bench/report.py bench/results/2026-11-26 [BENCHMARKS.md]
+"""
+import json, pathlib, platform, re, sys
+
+run = pathlib.Path(sys.argv[1])
+target = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "BENCHMARKS.md")
+
+
+def rows(name):
+    p = run / f"{name}.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+
+def cpu():
+    try:
+        model = re.search(r"model name\s*:\s*(.*)", pathlib.Path("/proc/cpuinfo").read_text()).group(1)
+    except Exception:
+        model = platform.processor()
+    import os
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def ms(x):
+    return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def verdict(ratio, goal):
+    return "✅" if ratio <= goal else "❌"
+
+
+def pick(rs, **kw):
+    for r in rs:
+        if all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+out = []
+meta = (run / "machine.txt").read_text().strip() if (run / "machine.txt").exists() else cpu()
+out.append(f"Run `{run.name}` on {meta}. Medians of repeated runs (p10–p90 in the JSON lines under `{run}`); "
+           "each ratio is ours ÷ the peer's, measured in the same run. Lower is better.\n")
+
+SHAPES = [(1, 16), (1, 128), (1, 512), (8, 128)]
+OURS_WASM, TJS = "bert-tasks wasm", "transformers.js wasm (onnxruntime-web)"
+for fname, title in (("browser", "headless Chromium"), ("node", "Node")):
+    rs = rows(fname)
+    if not rs:
+        continue
+    host = rs[0]["host"]
+    allt = max(r["threads"] for r in rs)
+    out.append(f"### 1. wasm inference in {title} ({host}), text in → probabilities out\n")
+    out.append(f"| task | batch×tokens | bert-tasks (1 thread) ms | transformers.js 1 thread ms | ratio | transformers.js {allt} threads ms | ratio |")
+    out.append("|---|---|---|---|---|---|---|")
+    for task in ("classify", "tag"):
+        for b, t in SHAPES:
+            o = pick(rs, engine=OURS_WASM, task=task, batch=b, tokens=t)
+            p1 = pick(rs, engine=TJS, task=task, batch=b, tokens=t, threads=1)
+            pa = pick(rs, engine=TJS, task=task, batch=b, tokens=t, threads=allt)
+            if not (o and p1 and pa):
+                continue
+            r1, ra = o["median_ms"] / p1["median_ms"], o["median_ms"] / pa["median_ms"]
+            goal = (b, t) == (1, 128)
+            out.append(f"| {task} | {b}×{t} | {ms(o['median_ms'])} | {ms(p1['median_ms'])} | {r1:.2f}{' ' + verdict(r1, 0.7) if goal else ''} "
+                       f"| {ms(pa['median_ms'])} | {ra:.2f}{' ' + verdict(ra, 0.7) if goal else ''} |")
+    nat = [r for r in rs if r["engine"].startswith("transformers.js onnxruntime-node")]
+    if nat:
+        out.append(f"\nFor scale, transformers.js's Node default (onnxruntime-node, native, {nat[0]['threads']} threads): " +
+                   ", ".join(f"{r['task']} {r['batch']}×{r['tokens']} {ms(r['median_ms'])} ms" for r in nat if r["task"] == "classify") + ".")
+    out.append("")
+
+rs = rows("native")
+if rs:
+    out.append("### 2. native CPU inference vs PyTorch (transformers, eager), same threads\n")
+    out.append("| task | batch×tokens | threads | bert-tasks ms | PyTorch ms | ratio (goal ≤ 0.8) |")
+    out.append("|---|---|---|---|---|---|")
+    for task in ("classify", "tag"):
+        for th in sorted({r["threads"] for r in rs}):
+            for b, t in SHAPES:
+                o = pick(rs, engine="bert-tasks native", task=task, batch=b, tokens=t, threads=th)
+                p = pick(rs, engine="PyTorch", task=task, batch=b, tokens=t, threads=th)
+                if o and p:
+                    r = o["median_ms"] / p["median_ms"]
+                    out.append(f"| {task} | {b}×{t} | {th} | {ms(o['median_ms'])} | {ms(p['median_ms'])} | {r:.2f} {verdict(r, 0.8)} |")
+    out.append("")
+
+for fname, title in (("train", "CPU"), ("gpu", "GPU")):
+    rs = [r for r in rows(fname) if r.get("task") == "train_step"]
+    if not rs:
+        continue
+    o = pick(rs, engine="bert-tasks native")
+    p = pick(rs, engine="PyTorch")
+    if not (o and p):
+        continue
+    r = o["median_ms"] / p["median_ms"]
+    extra = f" ({(run / 'gpu.txt').read_text().strip()})" if fname == "gpu" and (run / "gpu.txt").exists() else ""
+    out.append(f"### 3. training step on {title}{extra}: forward + backward + clipping + AdamW, batch {o['batch']}×{o['tokens']}\n")
+    out.append("| engine | device | threads | ms / step | ratio (goal ≤ 1) |")
+    out.append("|---|---|---|---|---|")
+    out.append(f"| bert-tasks | {o['device']} | {o['threads']} | {ms(o['median_ms'])} | {r:.2f} {verdict(r, 1.0)} |")
+    out.append(f"| PyTorch | {p['device']} | {p['threads']} | {ms(p['median_ms'])} | 1 |")
+    out.append("")
+
+rs = [r for r in rows("browser") if r.get("task") == "load"]
+if rs:
+    out.append("### 4. load to ready in Chromium (classify model, f32, no cache), median of 3\n")
+    out.append("| engine | bytes | raw fetch ms | load → usable ms | ratio (goal ≤ 1.5) | wasm memory after load | peak (after a 512-token call) |")
+    out.append("|---|---|---|---|---|---|---|")
+    for r in rs:
+        mem = r.get("memory") or {}
+        mb = lambda k: f"{mem[k] / 2**20:.0f} MiB" if k in mem else "–"
+        ok = f" {verdict(r['ratio'], 1.5)}" if r["engine"] == OURS_WASM else ""
+        out.append(f"| {r['engine']} | {r['bytes'] / 2**20:.1f} MiB | {ms(r['raw_fetch_ms'])} | {ms(r['load_ms'])} | {r['ratio']:.2f}{ok} | {mb('after_load_bytes')} | {mb('peak_bytes')} |")
+    out.append("")
+
+rs = rows("size")
+if rs:
+    ours = pick(rs, file="bert_tasks_bg.wasm")
+    out.append("### 5. size of the .wasm\n")
+    out.append("| file | raw | gzip -9 | ours ÷ it, gzip (goal ≤ 0.33) |")
+    out.append("|---|---|---|---|")
+    for r in rs:
+        ratio = ours["gzip_bytes"] / r["gzip_bytes"]
+        out.append(f"| {r['file']} | {r['bytes'] / 2**20:.2f} MiB | {r['gzip_bytes'] / 2**20:.2f} MiB | "
+                   + ("–" if r is ours else f"{ratio:.2f} {verdict(ratio, 0.33)}") + " |")
+    out.append("")
+
+block = "\n".join(out)
+text = target.read_text() if target.exists() else "# Benchmarks\n\n<!-- bench:start -->\n<!-- bench:end -->\n"
+text = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->", lambda _: f"<!-- bench:start -->\n{block}\n<!-- bench:end -->", text, flags=re.S)
+print(text, end="")
