@@ -25,9 +25,12 @@ for lib in cublas cublasLt cudart curand nvrtc; do
 done
 # Link-time stub for the driver library: every cu* entry point of cuda.h, each returning an
 # error. At run time the real driver's libcuda.so.1 is used.
-if [ ! -f "$ROOT/lib/stubs/libcuda.so" ]; then
-  grep -ohE '^CUresult CUDAAPI (cu[A-Za-z0-9_]+)' "$CU/include/cuda.h" | awk '{print $3}' | sort -u \
-    | awk '{printf "int %s(void) { return 999; }\n", $1}' > "$ROOT/lib/stubs/cuda_stub.c"
+if [ ! -f "$ROOT/lib/stubs/libcuda.so" ] || ! nm -D "$ROOT/lib/stubs/libcuda.so" | grep -q cuMemcpyDtoDAsync_v2; then
+  # cuda.h declares e.g. cuMemAlloc and `#define cuMemAlloc cuMemAlloc_v2`
+  # (some through __CUDA_API_PTSZ(...)): export every name.
+  { grep -ohE '^CUresult CUDAAPI (cu[A-Za-z0-9_]+)' "$CU/include/cuda.h" | awk '{print $3}'
+    grep -E '^#define +cu[A-Za-z0-9_]+ ' "$CU/include/cuda.h" | grep -ohE '\bcu[A-Z][A-Za-z0-9_]*'
+  } | sort -u | awk '{printf "int %s(void) { return 999; }\n", $1}' > "$ROOT/lib/stubs/cuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$ROOT/lib/stubs/libcuda.so" "$ROOT/lib/stubs/cuda_stub.c"
   ln -sf libcuda.so "$ROOT/lib/stubs/libcuda.so.1"
 fi

@@ -23,7 +23,8 @@ pub fn select(name: &str) -> Result<Device> {
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize) -> Result<Device> {
     Device::new_cuda(ordinal)
-        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {e}")))
+        // candle appends a backtrace to driver errors: keep the message line only.
+        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {}", e.to_string().lines().next().unwrap_or(""))))
 }
 
 #[cfg(not(feature = "cuda"))]

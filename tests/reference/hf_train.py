@@ -62,6 +62,41 @@ class Model(torch.nn.Module):
         return self.classifier(self.drop(pooled))
 
 
+def allowed(labels):
+    """Start, end and transition masks of the tag scheme (BIO, or BIOES when E-/S- tags occur),
+    the rules bert-tasks' constrained decoding uses: I-X/E-X only after B-X or I-X, and (BIOES)
+    B-X/I-X only before I-X/E-X, no sequence starting with I/E or ending with B/I."""
+    bioes = any(l[:2] in ("E-", "S-") for l in labels)
+    role = lambda l: l[0] if l != "O" else "O"
+    kind = lambda l: l[2:]
+    start = [role(l) not in "IE" for l in labels]
+    end = [not bioes or role(l) not in "BI" for l in labels]
+    trans = []
+    for a in labels:
+        row = []
+        for b in labels:
+            if bioes and role(a) in "BI":
+                ok = role(b) in "IE" and kind(a) == kind(b)
+            elif role(b) in "IE":
+                ok = role(a) in "BI" and kind(a) == kind(b)
+            else:
+                ok = True
+            row.append(ok)
+        trans.append(row)
+    return torch.tensor(start), torch.tensor(end), torch.tensor(trans)
+
+
+def constrained_crf(crf, labels):
+    """A copy of `crf` whose forbidden moves score -10000 (pytorch-crf has no constraint option)."""
+    start, end, trans = allowed(labels)
+    c = CRF(crf.num_tags, batch_first=True)
+    with torch.no_grad():
+        c.start_transitions.copy_(crf.start_transitions.masked_fill(~start, -10000.0))
+        c.end_transitions.copy_(crf.end_transitions.masked_fill(~end, -10000.0))
+        c.transitions.copy_(crf.transitions.masked_fill(~trans, -10000.0))
+    return c
+
+
 def pad(seqs, value=0):
     n = max(len(s) for s in seqs)
     return torch.tensor([s + [value] * (n - len(s)) for s in seqs]), torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
@@ -154,7 +189,8 @@ def main():
                 f1s.append(2 * pr * rc / (pr + rc) if pr + rc else 0)
             print(json.dumps({"accuracy": acc, "macro_f1": sum(f1s) / len(f1s)}))
         else:
-            gold, pred = [], []
+            gold, pred, pred_free = [], [], []
+            crf_c = constrained_crf(model.crf, labels) if model.crf is not None else None
             for s in dev:
                 ids, first = [cls], []
                 for w, _ in s:
@@ -163,11 +199,14 @@ def main():
                     ids.extend(pieces)
                 ids = ids[:511] + [sep]  # evaluate on whole sentences, as bert-tasks does
                 em = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[:, 1:-1]
-                path = model.crf.decode(em)[0] if model.crf is not None else em[0].argmax(-1).tolist()
-                tags = [labels[path[f - 1]] if f is not None and f - 1 < len(path) else "O" for f in first]
+                free = model.crf.decode(em)[0] if model.crf is not None else em[0].argmax(-1).tolist()
+                path = crf_c.decode(em)[0] if crf_c is not None else free
+                word_tags = lambda p: [labels[p[f - 1]] if f is not None and f - 1 < len(p) else "O" for f in first]
                 gold.append([t for _, t in s])
-                pred.append(tags)
-            print(json.dumps({"span_f1": f1_score(gold, pred)}))
+                pred.append(word_tags(path))
+                pred_free.append(word_tags(free))
+            # span_f1: decoding constrained by the scheme (bert-tasks' default); also unconstrained.
+            print(json.dumps({"span_f1": f1_score(gold, pred), "span_f1_unconstrained": f1_score(gold, pred_free)}))
 
 
 if __name__ == "__main__":
