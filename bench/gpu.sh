@@ -4,7 +4,8 @@
 # the MR data travel in .gpu/ (bench/gpu-pack.sh makes it). Results: JSON lines and logs in $OUT.
 #   training step bert-tasks (cuda) vs PyTorch (cuda), batch 16 x 128; inference on the GPU;
 #   the same training step on that machine's CPU; a short real training run, GPU vs CPU speed;
-#   the error for --device cuda without a visible GPU.
+#   tag (CRF) and relate (3 methods) training on the GPU; the error for --device cuda without a
+#   visible GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results/gpu}"
@@ -27,7 +28,7 @@ step prepare; python3 bench/prepare.py --no-onnx 2>&1 | tail -n1
 J="$OUT/gpu.jsonl"; : > "$J"
 step train step cuda; "$BIN" bench --mode train --device cuda --model "$M" --train "$B/train.tsv" --repeat 20 --warmup 3 | tee -a "$J"
 step torch train step cuda; python3 bench/torch_bench.py train --device cuda --repeat 20 --warmup 3 2>/dev/null | tee -a "$J"
-step infer cuda; "$BIN" bench --mode infer --device cuda --model "$B/classify" --texts "$B/texts.json" | tee -a "$J"
+step infer cuda; for t in classify tag; do "$BIN" bench --mode infer --device cuda --model "$B/$t" --texts "$B/texts.json" | tee -a "$J"; done
 step torch infer cuda; python3 bench/torch_bench.py infer --device cuda 2>/dev/null | grep '"classify"' | tee -a "$J"
 step train step host cpu; "$BIN" bench --mode train --device cpu --model "$M" --train "$B/train.tsv" --repeat 3 --warmup 1 | tee -a "$J"
 step torch train step host cpu; python3 bench/torch_bench.py train --repeat 3 --warmup 1 2>/dev/null | tee -a "$J"
@@ -38,5 +39,9 @@ step eval cuda; "$BIN" eval --model /tmp/run-cuda --data "$D/test.tsv" --json --
 step same training, first 800 examples, cuda and cpu
 TIMEFORMAT="cuda wall %R s"; time "$BIN" "${common[@]}" --limit-train 800 --device cuda --out /tmp/run-cuda-800 > /dev/null
 TIMEFORMAT="cpu wall %R s"; time "$BIN" "${common[@]}" --limit-train 800 --device cpu --out /tmp/run-cpu-800 > /dev/null
+W="$BERT_TASKS_CACHE/data/wnut16-ner"
+step tag CRF training cuda, WNUT-16 first 320; "$BIN" train --task tag --decoder crf --model "$M" --train "$W/train.conll" --dev "$W/dev.conll" --limit-train 320 --epochs 1 --device cuda --out /tmp/run-crf > /dev/null && "$BIN" eval --model /tmp/run-crf --data "$W/test.conll" --json --device cuda | tee "$OUT/eval-crf-cuda.json"
+R=tests/fixtures/demo/relations.jsonl
+step relate training cuda, 3 methods; for m in entity_pool position_embedding entity_markers; do "$BIN" train --task relate --method $m --pooling cls --model "$M" --train $R --epochs 2 --batch-size 4 --device cuda --out /tmp/run-rel-$m > /dev/null && "$BIN" eval --model /tmp/run-rel-$m --data $R --json --device cuda; done
 step no visible GPU; CUDA_VISIBLE_DEVICES= "$BIN" "${common[@]}" --device cuda --out /tmp/run-none; echo "exit $?"
 step done

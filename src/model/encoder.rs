@@ -197,7 +197,8 @@ impl BertPooler {
 
     /// dense + tanh on the first ([CLS]) token.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        // contiguous: CUDA matmul refuses a strided left operand (CPU accepts it).
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
         Ok(self.dense.forward(&cls)?.tanh()?)
     }
 }

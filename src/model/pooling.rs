@@ -41,7 +41,8 @@ pub fn pool(pooling: Pooling, hidden: &Tensor, mask: &Tensor, pooler_output: Opt
             Some(p) => Ok(p.clone()),
             None => Err(Error::Weights("pooling \"pooler\" needs pooler.dense.* weights, which this checkpoint lacks".into())),
         },
-        Pooling::Cls => Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?),
+        // contiguous: the head's matmul on CUDA needs it (batch > 1 makes this slice strided).
+        Pooling::Cls => Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?),
         Pooling::Mean => masked_mean(hidden, mask),
         Pooling::Max => masked_max(hidden, mask),
     }

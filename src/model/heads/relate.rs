@@ -127,7 +127,7 @@ impl RelateHead {
             RelateMethod::EntityPool => {
                 let mut parts = vec![masked_mean(hidden, &r.head_mask)?, masked_mean(hidden, &r.tail_mask)?];
                 if self.use_cls {
-                    parts.insert(0, hidden.narrow(1, 0, 1)?.squeeze(1)?);
+                    parts.insert(0, hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?);
                 }
                 Tensor::cat(&parts, 1)?
             }
