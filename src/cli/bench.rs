@@ -151,7 +151,11 @@ fn train(a: &Args) -> Result<()> {
     let mut trainer = Trainer::new(cfg, false)?;
     let times = trainer.time_steps(a.warmup + a.repeat)?;
     let _ = std::fs::remove_dir_all(&out);
-    let mut row = summary(times[a.warmup..].iter().map(|s| s * 1e3).collect());
+    let timed = &times[a.warmup..];
+    let mut row = summary(timed.iter().map(|p| p.iter().sum::<f64>() * 1e3).collect());
+    for (k, name) in ["forward_ms", "backward_ms", "optimizer_ms"].iter().enumerate() {
+        row[*name] = summary(timed.iter().map(|p| p[k] * 1e3).collect())["median_ms"].clone();
+    }
     row["engine"] = "bert-tasks native".into();
     row["task"] = "train_step".into();
     row["batch"] = a.batch_size.into();

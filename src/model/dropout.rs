@@ -28,6 +28,11 @@ impl DropoutRng {
         Self::new(z ^ (z >> 31))
     }
 
+    /// A seed for a device-side generator, drawn from this step's stream.
+    fn next_seed(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).random::<u64>()
+    }
+
     /// A mask of `n` values, each `0` with probability `p` and `1/(1-p)` otherwise.
     fn mask(&self, n: usize, p: f32) -> Vec<f32> {
         let keep = 1.0 / (1.0 - p);
@@ -49,9 +54,18 @@ impl Dropout {
     /// Drops with probability `p` (and rescales the rest) when `train` is given; else returns `x`.
     pub fn forward(&self, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         match train {
-            Some(rng) if self.p > 0.0 => {
+            Some(rng) if self.p > 0.0 && x.device().is_cpu() => {
                 let mask = rng.mask(x.elem_count(), self.p);
                 let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+                Ok(x.mul(&mask)?)
+            }
+            Some(rng) if self.p > 0.0 => {
+                // On a GPU the mask is drawn there (copying CPU masks over cost more than the
+                // whole step), from the device generator re-seeded from our stream: still
+                // deterministic per (seed, step), so resuming stays exact on the same device.
+                x.device().set_seed(rng.next_seed())?;
+                let keep = Tensor::rand(0f32, 1f32, x.shape(), x.device())?.ge(self.p as f64)?;
+                let mask = (keep.to_dtype(x.dtype())? * (1.0 / (1.0 - self.p as f64)))?;
                 Ok(x.mul(&mask)?)
             }
             _ => Ok(x.clone()),

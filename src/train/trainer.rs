@@ -513,25 +513,39 @@ impl Trainer {
     }
 
     /// One optimizer step on the batch `idx`: forward, backward, clipping, AdamW. Returns the
-    /// loss, or `Err(loss)` (nothing updated) when it is not finite.
-    fn step(&mut self, idx: &[usize], warmup: usize, total: usize) -> Result<std::result::Result<f32, f32>> {
+    /// loss, or `Err(loss)` (nothing updated) when it is not finite. `phases` (when given) gets
+    /// the seconds spent in forward, backward and the optimizer (the device is synchronised
+    /// between them, so only pass it when timing).
+    fn step(&mut self, idx: &[usize], warmup: usize, total: usize, phases: Option<&mut [f64; 3]>) -> Result<std::result::Result<f32, f32>> {
+        let t0 = std::time::Instant::now();
         let rng = DropoutRng::for_step(self.cfg.seed, self.state.global_step as u64);
         let loss = self.batch_loss(idx, &rng)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Ok(Err(value));
         }
+        let t1 = std::time::Instant::now();
         let grads = loss.backward()?;
+        if phases.is_some() {
+            self.device.synchronize()?;
+        }
+        let t2 = std::time::Instant::now();
         let norm = self.opt.grad_norm(&grads)? as f64;
         let scale = if norm > self.cfg.max_grad_norm { self.cfg.max_grad_norm / (norm + 1e-6) } else { 1.0 };
         let f = schedule(self.state.global_step, warmup, total);
         self.opt.step(&grads, [self.cfg.lr * f, self.cfg.head_lr * f], scale)?;
+        if let Some(p) = phases {
+            self.device.synchronize()?;
+            let t3 = std::time::Instant::now();
+            *p = [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64()];
+        }
         Ok(Ok(value))
     }
 
     /// Times `n` optimizer steps on the first batches of the epoch order (the benchmark's
-    /// training step: the same code as `run`, without checkpoints or evaluation). Seconds per step.
-    pub fn time_steps(&mut self, n: usize) -> Result<Vec<f64>> {
+    /// training step: the same code as `run`, without checkpoints or evaluation). Seconds per
+    /// step, each split into [forward, backward, optimizer].
+    pub fn time_steps(&mut self, n: usize) -> Result<Vec<[f64; 3]>> {
         let order = self.sampler.epoch_order(self.cfg.seed, 0);
         let per_epoch = self.batches_per_epoch();
         let total = self.total_steps().max(n);
@@ -539,11 +553,9 @@ impl Trainer {
         for k in 0..n {
             let b = k % per_epoch;
             let idx = order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())].to_vec();
-            let t = std::time::Instant::now();
-            self.step(&idx, 0, total)?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
-            // The device may run asynchronously (CUDA): wait for the step to finish.
-            self.device.synchronize()?;
-            times.push(t.elapsed().as_secs_f64());
+            let mut phases = [0.0; 3];
+            self.step(&idx, 0, total, Some(&mut phases))?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
+            times.push(phases);
             self.state.global_step += 1;
         }
         Ok(times)
@@ -573,7 +585,7 @@ impl Trainer {
                 }
                 let b = self.state.batch_in_epoch;
                 let idx = &order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())];
-                let value = match self.step(idx, warmup, total)? {
+                let value = match self.step(idx, warmup, total, None)? {
                     Ok(v) => v,
                     Err(value) => {
                         bar.abandon();
