@@ -3,6 +3,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
+    keep_freed_memory();
     if let Err(e) = bert_tasks::cli::run() {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -11,3 +12,18 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
+
+/// glibc hands every allocation above its (adaptive) mmap threshold straight back to the kernel
+/// when freed, so each big activation tensor of a training step was page-faulted in afresh:
+/// ~15% of a step went to clearing pages (BENCHMARKS.md). Keep such memory in the heap instead.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), not(all(target_os = "linux", target_env = "gnu"))))]
+fn keep_freed_memory() {}
