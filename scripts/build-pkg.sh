@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh wasm
 rm -rf pkg
 wasm-pack build --release --target web --mode no-install --out-dir pkg --out-name bert_tasks --no-pack
+# wasm-opt from npm's binaryen (pinned in scripts/tools; Debian's older one breaks the module).
+opt=scripts/tools/node_modules/.bin/wasm-opt
+if [ "${BERT_TASKS_WASM_OPT:-1}" = 1 ] && [ -x "$opt" ]; then
+  before=$(stat -c %s pkg/bert_tasks_bg.wasm)
+  "$opt" -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    pkg/bert_tasks_bg.wasm -o pkg/bert_tasks_bg.opt.wasm
+  mv pkg/bert_tasks_bg.opt.wasm pkg/bert_tasks_bg.wasm
+  echo "[build-pkg] wasm-opt -O3: $before -> $(stat -c %s pkg/bert_tasks_bg.wasm) bytes"
+fi
 cp js/index.js js/worker.js js/node.js js/index.d.ts js/README.md pkg/
 version=$(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 cat > pkg/package.json <<JSON

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the tools the wasm and browser steps need, at pinned versions; skips what is there.
-#   install-tools.sh wasm      rustup target, wasm-bindgen-cli (version from Cargo.lock), wasm-pack
+#   install-tools.sh wasm      rustup target, wasm-bindgen-cli (version from Cargo.lock), wasm-pack, wasm-opt (npm binaryen)
 #   install-tools.sh browser   Debian chromium + chromium-driver, npm packages of tests/js
 #   install-tools.sh refenv    the reference Python env ($BERT_TASKS_CACHE/refenv: torch, transformers, onnx, ...)
 #   install-tools.sh bench     npm packages of bench/js (transformers.js, onnxruntime-web)
@@ -17,6 +17,7 @@ for what in "$@"; do
       cargo install wasm-bindgen-cli --version "$want"
     fi
     command -v wasm-pack >/dev/null || cargo install wasm-pack --version 0.15.1
+    [ -x scripts/tools/node_modules/.bin/wasm-opt ] || (cd scripts/tools && npm ci --no-audit --no-fund --silent)
     ;;
   browser)
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
