@@ -10,11 +10,17 @@ wasm-pack build --release --target web --mode no-install --out-dir pkg --out-nam
 # wasm-opt from npm's binaryen (pinned in scripts/tools; Debian's older one breaks the module).
 opt=scripts/tools/node_modules/.bin/wasm-opt
 if [ "${BERT_TASKS_WASM_OPT:-1}" = 1 ] && [ -x "$opt" ]; then
+  # npm's wasm-opt is itself wasm (~2 min here): keep its output per input hash.
   before=$(stat -c %s pkg/bert_tasks_bg.wasm)
-  "$opt" -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    pkg/bert_tasks_bg.wasm -o pkg/bert_tasks_bg.opt.wasm
-  mv pkg/bert_tasks_bg.opt.wasm pkg/bert_tasks_bg.wasm
+  cached="$BERT_TASKS_CACHE/wasm-opt/$(sha256sum pkg/bert_tasks_bg.wasm | cut -c1-32).wasm"
+  if [ ! -f "$cached" ]; then
+    mkdir -p "$(dirname "$cached")"
+    "$opt" -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      pkg/bert_tasks_bg.wasm -o "$cached.tmp"
+    mv "$cached.tmp" "$cached"
+  fi
+  cp "$cached" pkg/bert_tasks_bg.wasm
   echo "[build-pkg] wasm-opt -O3: $before -> $(stat -c %s pkg/bert_tasks_bg.wasm) bytes"
 fi
 cp js/index.js js/worker.js js/node.js js/index.d.ts js/README.md pkg/

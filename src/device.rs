@@ -24,7 +24,7 @@ pub fn select(name: &str) -> Result<Device> {
 fn cuda(ordinal: usize) -> Result<Device> {
     Device::new_cuda(ordinal)
         // candle appends a backtrace to driver errors: keep the message line only.
-        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {}", e.to_string().lines().next().unwrap_or(""))))
+        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {}", crate::error::clean(&e))))
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -27,7 +27,23 @@ pub enum Error {
     Input(String),
     /// A tensor operation failed.
     #[error("tensor: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(String),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Tensor(clean(e))
+    }
+}
+
+/// An error's message without the backtrace candle appends when `RUST_BACKTRACE` is set: the
+/// message is for a person (and the browser console), the backtrace is noise there.
+pub fn clean(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.find("\n   0: ") {
+        Some(i) => text[..i].trim_end().to_string(),
+        None => text,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -62,7 +62,12 @@ fn is_json_lines(path: &Path) -> bool {
 }
 
 pub fn read_classify(path: &Path) -> Result<Vec<ClassifyExample>> {
-    let text = read(path)?;
+    parse_classify(&read(path)?, path)
+}
+
+/// Parses classification data held in memory; `path` names it in errors and picks JSON lines
+/// (`.jsonl`/`.json`/`.ndjson`) or TSV.
+pub fn parse_classify(text: &str, path: &Path) -> Result<Vec<ClassifyExample>> {
     let mut out = Vec::new();
     let mut columns = None;
     for (i, raw) in text.lines().enumerate() {
@@ -114,7 +119,11 @@ pub fn read_classify(path: &Path) -> Result<Vec<ClassifyExample>> {
 }
 
 pub fn read_conll(path: &Path) -> Result<Vec<TagExample>> {
-    let text = read(path)?;
+    parse_conll(&read(path)?, path)
+}
+
+/// Parses CoNLL data held in memory (`path` names it in errors).
+pub fn parse_conll(text: &str, path: &Path) -> Result<Vec<TagExample>> {
     let mut out = Vec::new();
     let mut cur = TagExample { words: vec![], tags: vec![], line: 0 };
     let flush = |cur: &mut TagExample, out: &mut Vec<TagExample>| {
@@ -147,7 +156,11 @@ pub fn read_conll(path: &Path) -> Result<Vec<TagExample>> {
 }
 
 pub fn read_relate(path: &Path) -> Result<Vec<RelateExample>> {
-    let text = read(path)?;
+    parse_relate(&read(path)?, path)
+}
+
+/// Parses relation JSON lines held in memory (`path` names it in errors).
+pub fn parse_relate(text: &str, path: &Path) -> Result<Vec<RelateExample>> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {

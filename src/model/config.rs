@@ -85,8 +85,16 @@ mod defaults {
 impl BertConfig {
     /// Parses and validates `config.json` text. `source` names the file in error messages.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
-        let cfg: BertConfig = serde_json::from_str(text)
-            .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let cfg: BertConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                Error::Config(format!("{source}: {inner}"))
+            } else {
+                Error::Config(format!("{source}: field `{path}`: {inner}"))
+            }
+        })?;
         cfg.validate().map_err(|m| Error::Config(format!("{source}: {m}")))?;
         Ok(cfg)
     }

@@ -226,7 +226,7 @@ impl BertModel {
             };
             Ok(Self { embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?, layers, pooler, config: cfg.clone() })
         };
-        build().map_err(|e| Error::Weights(e.to_string()))
+        build().map_err(|e| Error::Weights(crate::error::clean(&e)))
     }
 
     pub fn config(&self) -> &BertConfig {

@@ -23,7 +23,7 @@ impl Weights {
     /// Decodes a safetensors file already in memory (the browser path).
     pub fn from_safetensors(bytes: &[u8], source: &str) -> Result<Self> {
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(|e| Error::Weights(format!("{source}: {e}")))?;
+            .map_err(|e| Error::Weights(format!("{source}: {}", crate::error::clean(&e))))?;
         Ok(Self::new(tensors, source))
     }
 
@@ -32,7 +32,7 @@ impl Weights {
     pub fn from_pytorch_bin(path: &Path) -> Result<Self> {
         let source = path.display().to_string();
         let tensors = candle_core::pickle::read_all(path)
-            .map_err(|e| Error::Weights(format!("{source}: {e}")))?;
+            .map_err(|e| Error::Weights(format!("{source}: {}", crate::error::clean(&e))))?;
         Ok(Self::new(tensors.into_iter().collect(), &source))
     }
 
@@ -118,7 +118,7 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, dtype: DType, path: &
         .collect::<Result<HashMap<_, _>>>()?;
     let tmp = temp_path(path);
     candle_core::safetensors::save(&converted, &tmp)
-        .map_err(|e| Error::Weights(format!("writing {}: {e}", tmp.display())))?;
+        .map_err(|e| Error::Weights(format!("writing {}: {}", tmp.display(), crate::error::clean(&e))))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

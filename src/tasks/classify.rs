@@ -43,15 +43,16 @@ impl Model {
         let probs = self.run_chunks(&refs, |_, batch, out| {
             probabilities(&head.forward(out, &batch.attention_mask, None)?)
         })?;
-        let mut sums = vec![(vec![0f32; self.labels.len()], 0usize); inputs.len()];
+        // f64 sums: a million-character text has tens of thousands of windows.
+        let mut sums = vec![(vec![0f64; self.labels.len()], 0usize); inputs.len()];
         for (p, &i) in probs.iter().zip(&owner) {
-            sums[i].0.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+            sums[i].0.iter_mut().zip(p).for_each(|(s, v)| *s += *v as f64);
             sums[i].1 += 1;
         }
         Ok(sums
             .into_iter()
             .map(|(s, n)| {
-                let avg: Vec<f32> = s.iter().map(|v| v / n as f32).collect();
+                let avg: Vec<f32> = s.iter().map(|v| (v / n as f64) as f32).collect();
                 Prediction::from_probs(&self.labels, &avg)
             })
             .collect())

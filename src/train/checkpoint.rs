@@ -59,7 +59,14 @@ impl CheckpointDir {
     /// at it and removes older checkpoints.
     pub fn save(&self, step: usize, write: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        let name = format!("step-{step:08}");
+        // A fresh name even when this step was saved before (a resumed run can save the same
+        // step again): the folder `latest` names is never removed before the pointer moves.
+        let mut name = format!("step-{step:08}");
+        let mut n = 1;
+        while self.root.join(&name).exists() {
+            name = format!("step-{step:08}-{n}");
+            n += 1;
+        }
         let tmp = self.root.join(format!(".{name}.partial"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -67,9 +74,6 @@ impl CheckpointDir {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         write(&tmp)?;
         let dir = self.root.join(&name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         atomic_write(&self.root.join("latest"), name.as_bytes())?;
         // Keep only the newest checkpoint folder (the pointer already names it).
@@ -107,6 +111,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(latest.join("state.json")).unwrap(), "{\"step\":10}");
         c.save(30, |d| atomic_write(&d.join("state.json"), b"30")).unwrap();
         assert!(c.latest().unwrap().unwrap().ends_with("step-00000030"));
+        // Saving the same step again never removes the folder `latest` names first.
+        let again = c.save(30, |d| atomic_write(&d.join("state.json"), b"30b")).unwrap();
+        assert!(again.ends_with("step-00000030-1") && c.latest().unwrap().unwrap() == again);
         assert!(!out.join("checkpoints/step-00000010").exists(), "older checkpoints are pruned");
         std::fs::remove_dir_all(&out).unwrap();
     }

@@ -426,7 +426,7 @@ impl Trainer {
         let state = match (saved_state, &resume_from) {
             (Some(st), Some(dir)) => {
                 let p = dir.join("optimizer.safetensors");
-                let t = candle_core::safetensors::load(&p, &device).map_err(|e| Error::Weights(format!("{}: {e}", p.display())))?;
+                let t = candle_core::safetensors::load(&p, &device).map_err(|e| Error::Weights(format!("{}: {}", p.display(), crate::error::clean(&e))))?;
                 opt.load_state(&t, st.global_step)?;
                 eprintln!("[train] resuming from {} (step {}, epoch {})", dir.display(), st.global_step, st.epoch + 1);
                 st
@@ -662,6 +662,7 @@ impl Trainer {
         ckpts.save(self.state.global_step, |dir| {
             write_model(dir, &tensors, &self.config_json, &self.tokenizer_bytes)?;
             crate::model::weights::save_safetensors(&self.opt.state_tensors(), DType::F32, &dir.join("optimizer.safetensors"))?;
+            crash_point(self.state.global_step);
             atomic_write(&dir.join("state.json"), &state)
         })?;
         Ok(())
@@ -713,6 +714,15 @@ enum Raw {
     Classify(Vec<crate::data::ClassifyExample>),
     Tag(Vec<crate::data::TagExample>),
     Relate(Vec<crate::data::RelateExample>),
+}
+
+/// Fault injection for the crash-safety test: `BERT_TASKS_CRASH_IN_CHECKPOINT=<step>` aborts the
+/// process halfway through writing that step's checkpoint (weights written, state not yet).
+fn crash_point(step: usize) {
+    if std::env::var("BERT_TASKS_CRASH_IN_CHECKPOINT").is_ok_and(|v| v.trim() == step.to_string()) {
+        eprintln!("[train] BERT_TASKS_CRASH_IN_CHECKPOINT={step}: aborting mid-checkpoint");
+        std::process::abort();
+    }
 }
 
 fn progress_bar(show: bool, len: usize, pos: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {

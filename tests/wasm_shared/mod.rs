@@ -63,6 +63,44 @@ pub fn batches_equal_single_calls() {
     assert_eq!(info["labels"], json!(["NEG", "POS"]));
 }
 
+/// The model-file rows of the bad-input table (tests/bad_input.rs has them all natively): each is
+/// an error with a message naming the file, never a panic, and a good model loads afterwards.
+pub fn bad_model_files_are_errors() {
+    let (c, t, w) = tiny_model(json!({"task": "classify"}), &["a", "b"], 1);
+    let msg = |r: Result<WasmModel, wasm_bindgen::JsError>| -> String {
+        let e = r.err().expect("must fail");
+        let v: JsValue = e.into();
+        js_sys::Error::from(v).message().as_string().unwrap()
+    };
+    let mut huge = w.clone();
+    huge[..8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    assert!(msg(WasmModel::from_bytes(&c, &t, &huge)).contains("model.safetensors"));
+    assert!(msg(WasmModel::from_bytes(b"{ nope", &t, &w)).contains("config.json"));
+    assert!(msg(WasmModel::from_bytes(&c, &t[..t.len() / 2], &w)).contains("tokenizer.json"));
+    let mut cfg: Value = serde_json::from_slice(&c).unwrap();
+    cfg["id2label"]["2"] = json!("extra");
+    assert!(msg(WasmModel::from_bytes(cfg.to_string().as_bytes(), &t, &w)).contains("classifier.weight"));
+    assert!(WasmModel::from_bytes(&c, &t, &w).is_ok(), "a good model still loads");
+}
+
+/// Empty text has a defined result; 100,000- and 1,000,000-character texts are windowed and
+/// the module's memory stays bounded.
+pub fn empty_and_huge_texts() {
+    let m = model(json!({"task": "tag", "decoder": "crf", "scheme": "BIO"}), &["O", "B-LOC", "I-LOC"]);
+    for text in ["", "  \t\n", "\u{0}\u{7}"] {
+        let r = rs(m.tag(text).unwrap());
+        assert_eq!(r["tokens"], json!([]));
+        assert_eq!(r["spans"], json!([]));
+    }
+    for n in [100_000usize, 1_000_000] {
+        let text = "北京 ".repeat(n / 3);
+        let r = rs(m.tag(&text).unwrap());
+        assert_eq!(r["tokens"].as_array().unwrap().len(), 2 * (n / 3));
+    }
+    let pages = core::arch::wasm32::memory_size(0);
+    assert!(pages * 65536 < 1 << 30, "wasm memory after a 1M-character text: {} MiB", pages * 65536 >> 20);
+}
+
 /// Declares the shared checks as `#[wasm_bindgen_test]`s in the including test file.
 #[macro_export]
 macro_rules! wasm_tests {
@@ -80,6 +118,16 @@ macro_rules! wasm_tests {
         #[wasm_bindgen_test::wasm_bindgen_test]
         fn batches_equal_single_calls() {
             wasm_shared::batches_equal_single_calls();
+        }
+
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        fn bad_model_files_are_errors() {
+            wasm_shared::bad_model_files_are_errors();
+        }
+
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        fn empty_and_huge_texts() {
+            wasm_shared::empty_and_huge_texts();
         }
     };
 }

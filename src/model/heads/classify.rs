@@ -19,7 +19,7 @@ pub struct ClassifyHead {
 impl ClassifyHead {
     pub fn load(vb: VarBuilder, cfg: &BertConfig, num_labels: usize, pooling: Pooling) -> Result<Self> {
         let classifier = linear(cfg.hidden_size, num_labels, vb.pp("classifier"))
-            .map_err(|e| Error::Weights(format!("classification head: {e}")))?;
+            .map_err(|e| Error::Weights(format!("classification head: {}", crate::error::clean(&e))))?;
         let p = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
         Ok(Self { pooling, dropout: Dropout::new(p), classifier })
     }

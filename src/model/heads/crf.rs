@@ -29,7 +29,7 @@ struct Scores {
 impl Crf {
     pub fn load(vb: VarBuilder, num_tags: usize) -> Result<Self> {
         let get = |shape: &[usize], name: &str| {
-            vb.get(shape, name).map_err(|e| Error::Weights(format!("CRF tensor crf.{name}: {e}")))
+            vb.get(shape, name).map_err(|e| Error::Weights(format!("CRF tensor crf.{name}: {}", crate::error::clean(&e))))
         };
         let transitions = get(&[num_tags, num_tags], "transitions")?;
         let start_transitions = get(&[num_tags], "start_transitions")?;

@@ -102,7 +102,7 @@ impl RelateHead {
                 classifier: linear(features, num_labels, vb.pp("classifier"))?,
             })
         };
-        build().map_err(|e| Error::Weights(format!("relation head ({method:?}): {e}")))
+        build().map_err(|e| Error::Weights(format!("relation head ({method:?}): {}", crate::error::clean(&e))))
     }
 
     /// The relation-position embeddings to add inside the encoder's embedding layer

@@ -27,7 +27,7 @@ pub struct TagHead {
 impl TagHead {
     pub fn load(vb: VarBuilder, cfg: &BertConfig, num_labels: usize, decoder: Decoder) -> Result<Self> {
         let classifier = linear(cfg.hidden_size, num_labels, vb.pp("classifier"))
-            .map_err(|e| Error::Weights(format!("tagging head: {e}")))?;
+            .map_err(|e| Error::Weights(format!("tagging head: {}", crate::error::clean(&e))))?;
         let crf = match decoder {
             Decoder::Crf => Some(Crf::load(vb.pp("crf"), num_labels)?),
             Decoder::Softmax => None,
