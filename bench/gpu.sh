@@ -5,7 +5,7 @@
 #   training step bert-tasks (cuda) vs PyTorch (cuda), batch 16 x 128; inference on the GPU;
 #   the same training step on that machine's CPU; a short real training run, GPU vs CPU speed;
 #   tag (CRF) and relate (3 methods) training on the GPU; the error for --device cuda without a
-#   visible GPU.
+#   visible GPU. QUICK=1: only the training step and the MR run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results/gpu}"
@@ -28,6 +28,13 @@ step prepare; python3 bench/prepare.py --no-onnx 2>&1 | tail -n1
 J="$OUT/gpu.jsonl"; : > "$J"
 step train step cuda; "$BIN" bench --mode train --device cuda --model "$M" --train "$B/train.tsv" --repeat 20 --warmup 3 | tee -a "$J"
 step torch train step cuda; python3 bench/torch_bench.py train --device cuda --repeat 20 --warmup 3 2>/dev/null | tee -a "$J"
+if [ -n "${QUICK:-}" ]; then
+  # Re-measure only the training step and the real training run (after a training change).
+  common=(train --task classify --model "$M" --train "$D/train.tsv" --dev "$D/dev.tsv" --epochs 1 --batch-size 16 --max-len 128 --seed 42)
+  step short training cuda; TIMEFORMAT="wall %R s"; time "$BIN" "${common[@]}" --device cuda --out /tmp/run-cuda > "$OUT/train-cuda.json"
+  "$BIN" eval --model /tmp/run-cuda --data "$D/test.tsv" --json --device cuda | tee "$OUT/eval-cuda.json"
+  step done; exit 0
+fi
 step infer cuda; for t in classify tag; do "$BIN" bench --mode infer --device cuda --model "$B/$t" --texts "$B/texts.json" | tee -a "$J"; done
 step torch infer cuda; python3 bench/torch_bench.py infer --device cuda 2>/dev/null | grep '"classify"' | tee -a "$J"
 step train step host cpu; "$BIN" bench --mode train --device cpu --model "$M" --train "$B/train.tsv" --repeat 3 --warmup 1 | tee -a "$J"

@@ -238,3 +238,19 @@ fn bad_relation_spans_name_the_span_and_the_model_survives() {
     }
     m.relate(text, ok.0, ok.1).expect("the model still works");
 }
+
+/// Writes the seed of the `model_folder` fuzz target (run by hand: `cargo test --release --test
+/// bad_input -- --ignored`): a tiny classify model as [u16 config len][u16 tokenizer len] + files.
+#[test]
+#[ignore]
+fn write_fuzz_seed() {
+    let (c, t, w) = tiny_model(json!({"task": "classify", "pooling": "mean"}), &["a", "b"], 1);
+    let mut out = (c.len() as u16).to_le_bytes().to_vec();
+    out.extend((t.len() as u16).to_le_bytes());
+    out.extend(c);
+    out.extend(t);
+    out.extend(w);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/model_folder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tiny-classify.bin"), out).unwrap();
+}
