@@ -55,6 +55,7 @@ run wnut16       "$EN" wnut16-ner conll 500 -- $TAG --epochs 1 --max-len 64 --li
 run brown-pos    "$EN" brown-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
 if [ -d "$D/vitaminc" ]; then
   run vitaminc   "$EN" vitaminc tsv 500 -- $CLS --epochs 1 --max-len 128 --limit-train 800
+  run vitaminc-3k "$EN" vitaminc tsv 500 -- $CLS --epochs 1 --max-len 128 --limit-train 3000
   for m in entity_pool position_embedding entity_markers; do
     run "webnlg-$m" "$EN" webnlg jsonl 500 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 2 --max-len 96 --limit-train 600
   done

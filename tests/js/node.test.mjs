@@ -45,3 +45,21 @@ test("bad input throws an Error and the model stays usable", async () => {
   const r = tagger.tag(lone);
   assert.equal(r.tokens.at(-1).start, 2);
 });
+
+test("bad model files throw an Error naming the file, and a good model still loads", async () => {
+  const { fromBytes } = await import("../../pkg/node.js");
+  const { readFile } = await import("node:fs/promises");
+  const dir = join(FIXTURES, "classify-en");
+  const [c, t, w] = await Promise.all(["config.json", "tokenizer.json", "model.safetensors"].map((f) => readFile(join(dir, f))));
+  const u8 = (b) => new Uint8Array(b);
+  assert.throws(() => fromBytes(u8(Buffer.from("{ nope")), u8(t), u8(w)), /config\.json/);
+  assert.throws(() => fromBytes(u8(c), u8(t.subarray(0, 100)), u8(w)), /tokenizer\.json/);
+  assert.throws(() => fromBytes(u8(c), u8(t), u8(w.subarray(0, w.length >> 1))), /model\.safetensors/);
+  const lying = Buffer.from(w);
+  lying.writeBigUInt64LE(1n << 62n, 0); // a header "2^62 bytes long": refused without allocating
+  assert.throws(() => fromBytes(u8(c), u8(t), u8(lying)), /model\.safetensors/);
+  const model = fromBytes(u8(c), u8(t), u8(w));
+  assert.ok(model.classify("still works").label);
+  // Empty and control-only text: a defined result, not an error.
+  assert.equal(Object.keys(model.classify("\u0000\u0007 ").scores).length, model.info().labels.length);
+});
