@@ -254,3 +254,33 @@ fn write_fuzz_seed() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tiny-classify.bin"), out).unwrap();
 }
+
+/// Inputs the fuzzer found crashing (tests/fixtures/fuzz-crashes/, model_folder layout): each must
+/// now be a clean error.
+#[test]
+fn fuzz_crashes_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-crashes");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let a = u16::from_le_bytes([data[0], data[1]]) as usize;
+        let b = u16::from_le_bytes([data[2], data[3]]) as usize;
+        let (c, rest) = data[4..].split_at(a);
+        let (t, w) = rest.split_at(b);
+        assert!(bert_tasks::checkpoint::Checkpoint::from_bytes(c, t, w).is_err());
+    }
+}
+
+#[test]
+fn tokenizer_parts_the_tokenizers_crate_would_panic_on_are_errors() {
+    // A syntax error inside "decoder" (tokenizers 0.23 `expect`s there) and an undecodable
+    // Precompiled normaliser (another `expect`).
+    let (c, t, w) = tiny_model(json!({"task": "classify"}), &["a", "b"], 3);
+    let text = String::from_utf8(t).unwrap();
+    let broken = text.replacen("\"decoder\":{", "\"decoder\":{\"type\":\u{1}", 1).into_bytes();
+    let e = Model::from_bytes(&c, &broken, &w, &Device::Cpu).err().unwrap().to_string();
+    assert_names(&e, &["tokenizer.json"]);
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["normalizer"] = json!({"type": "Precompiled", "precompiled_charsmap": "AAAA"});
+    let e = Model::from_bytes(&c, v.to_string().as_bytes(), &w, &Device::Cpu).err().unwrap().to_string();
+    assert_names(&e, &["tokenizer.json", "Precompiled"]);
+}

@@ -60,12 +60,33 @@ impl Encoded {
     }
 }
 
+/// Parts of a tokenizer.json that the tokenizers crate would `expect()` on rather than reject.
+fn reject_known_panics(v: &serde_json::Value) -> std::result::Result<(), String> {
+    match v {
+        serde_json::Value::Object(map) => {
+            if map.get("type").and_then(|t| t.as_str()) == Some("Precompiled") {
+                serde_json::from_value::<tokenizers::normalizers::Precompiled>(v.clone())
+                    .map_err(|e| format!("bad Precompiled normalizer: {e}"))?;
+            }
+            map.values().try_for_each(reject_known_panics)
+        }
+        serde_json::Value::Array(items) => items.iter().try_for_each(reject_known_panics),
+        _ => Ok(()),
+    }
+}
+
 pub struct TextTokenizer {
     inner: Tokenizer,
 }
 
 impl TextTokenizer {
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Self> {
+        // The tokenizers crate panics (`expect`) on some malformed files instead of returning an
+        // error — found by fuzzing (fuzz/): a syntax error inside `decoder`, an undecodable
+        // `Precompiled` normaliser. A panic in wasm kills the page's model, so check first.
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::Tokenizer(format!("{source}: not valid JSON: {e}")))?;
+        reject_known_panics(&value).map_err(|m| Error::Tokenizer(format!("{source}: {m}")))?;
         let inner = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("{source}: {e}")))?;
         Self::new(inner, source)
