@@ -64,15 +64,44 @@ impl Encoded {
 fn reject_known_panics(v: &serde_json::Value) -> std::result::Result<(), String> {
     match v {
         serde_json::Value::Object(map) => {
-            if map.get("type").and_then(|t| t.as_str()) == Some("Precompiled") {
-                serde_json::from_value::<tokenizers::normalizers::Precompiled>(v.clone())
-                    .map_err(|e| format!("bad Precompiled normalizer: {e}"))?;
+            match map.get("type").and_then(|t| t.as_str()) {
+                Some("Precompiled") => {
+                    serde_json::from_value::<tokenizers::normalizers::Precompiled>(v.clone())
+                        .map_err(|e| format!("bad Precompiled normalizer: {e}"))?;
+                }
+                Some("TemplateProcessing") => check_template(map)?,
+                _ => {}
             }
             map.values().try_for_each(reject_known_panics)
         }
         serde_json::Value::Array(items) => items.iter().try_for_each(reject_known_panics),
         _ => Ok(()),
     }
+}
+
+/// A TemplateProcessing post-processor must define every special token its templates use (with
+/// as many tokens as ids), and the single-text template cannot use sequence B: tokenizers indexes
+/// both without checking and panics at encoding time.
+fn check_template(map: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<(), String> {
+    let specials = map.get("special_tokens").and_then(|s| s.as_object());
+    for (name, template) in [("single", map.get("single")), ("pair", map.get("pair"))] {
+        for piece in template.and_then(|t| t.as_array()).into_iter().flatten() {
+            if let Some(id) = piece.pointer("/SpecialToken/id").and_then(|i| i.as_str()) {
+                let tok = specials.and_then(|s| s.get(id)).ok_or_else(|| {
+                    format!("post_processor: the {name} template uses special token {id:?}, which special_tokens does not define")
+                })?;
+                let ids = tok.get("ids").and_then(|x| x.as_array()).map_or(0, Vec::len);
+                let tokens = tok.get("tokens").and_then(|x| x.as_array()).map_or(0, Vec::len);
+                if ids != tokens {
+                    return Err(format!("post_processor: special token {id:?} has {ids} ids but {tokens} tokens"));
+                }
+            }
+            if name == "single" && piece.pointer("/Sequence/id").and_then(|i| i.as_str()) == Some("B") {
+                return Err("post_processor: the single template uses sequence B".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub struct TextTokenizer {
