@@ -50,7 +50,7 @@ for fname, title in (("browser", "headless Chromium"), ("node", "Node")):
     if not rs:
         continue
     host = rs[0]["host"]
-    allt = max(r["threads"] for r in rs)
+    allt = max(r.get("threads", 1) for r in rs)
     out.append(f"### 1. wasm inference in {title} ({host}), text in → probabilities out\n")
     out.append(f"| task | batch×tokens | bert-tasks (1 thread) ms | transformers.js 1 thread ms | ratio | transformers.js {allt} threads ms | ratio |")
     out.append("|---|---|---|---|---|---|---|")

@@ -49,5 +49,6 @@ echo "[bench] sizes"
 } > "$OUT/size.jsonl"
 
 echo "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $ALL cores" > "$OUT/machine.txt"
-"$PY" bench/report.py "$OUT" > BENCHMARKS.md.new && mv BENCHMARKS.md.new BENCHMARKS.md
+"$PY" bench/report.py "$OUT" > BENCHMARKS.md.new
+mv BENCHMARKS.md.new BENCHMARKS.md
 echo "[bench] results in $OUT, summary in BENCHMARKS.md"
