@@ -177,6 +177,7 @@ impl BertLayer {
         let x = self.attention_output.forward(&attended, x, train)?;
         let inner = self.intermediate.forward(&x)?;
         let inner = match self.activation {
+            HiddenAct::Gelu if train.is_none() => super::fastmath::gelu_erf(&inner)?,
             HiddenAct::Gelu => inner.gelu_erf()?,
             HiddenAct::GeluTanh => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod dropout;
 pub mod encoder;
+pub mod fastmath;
 pub mod weights;
 
 pub use config::BertConfig;
