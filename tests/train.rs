@@ -8,7 +8,6 @@ mod common;
 use bert_tasks::model::heads::{Decoder, RelateMethod};
 use bert_tasks::model::Pooling;
 use bert_tasks::tasks::Model;
-use bert_tasks::train::loss::LossKind;
 use bert_tasks::train::sampler::Sampling;
 use bert_tasks::train::{TrainConfig, Trainer};
 use candle_core::Device;
@@ -23,35 +22,15 @@ fn data(name: &str, split: &str) -> std::path::PathBuf {
 
 fn config(task: &str, base: &str, train: std::path::PathBuf, dev: Option<std::path::PathBuf>, out: &TempDir) -> TrainConfig {
     TrainConfig {
-        task: task.into(),
-        base: model_dir(base),
-        train,
         dev,
-        out: out.0.clone(),
         epochs: 1,
         batch_size: 8,
-        lr: 5e-5,
-        head_lr: 1e-3,
         max_len: 48,
         seed: 7,
-        warmup: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
-        pooling: Pooling::Pooler,
-        decoder: Decoder::Softmax,
-        scheme: None,
-        constrained: true,
-        method: RelateMethod::EntityMarkers,
-        loss: LossKind::Ce,
-        class_weights: None,
-        gamma: 2.0,
-        sampling: Sampling::Instance,
-        q: 0.5,
         save_every: 4,
         limit_train: Some(48),
         limit_dev: Some(64),
-        device: "cpu".into(),
-        stop_after: None,
+        ..TrainConfig::new(task, model_dir(base), train, out.0.clone())
     }
 }
 

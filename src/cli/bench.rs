@@ -7,11 +7,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 
-use crate::model::heads::{Decoder, RelateMethod};
-use crate::model::Pooling;
 use crate::tasks::{Head, Model};
-use crate::train::loss::LossKind;
-use crate::train::sampler::Sampling;
 use crate::train::{TrainConfig, Trainer};
 use crate::{Error, Result};
 
@@ -118,35 +114,14 @@ fn train(a: &Args) -> Result<()> {
     let data = a.train.clone().ok_or_else(|| Error::Input("--mode train needs --train".into()))?;
     let out = std::env::temp_dir().join(format!("bert-tasks-bench-{}", std::process::id()));
     let cfg = TrainConfig {
-        task: "classify".into(),
-        base: a.model.clone(),
-        train: data,
-        dev: None,
-        out: out.clone(),
         epochs: 1,
         batch_size: a.batch_size,
         lr: 2e-5,
-        head_lr: 1e-3,
         max_len: a.max_len,
-        seed: 42,
         warmup: 0.0,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
-        pooling: Pooling::Pooler,
-        decoder: Decoder::Softmax,
-        scheme: None,
-        constrained: true,
-        method: RelateMethod::EntityMarkers,
-        loss: LossKind::Ce,
-        class_weights: None,
-        gamma: 2.0,
-        sampling: Sampling::Instance,
-        q: 0.5,
         save_every: 0,
-        limit_train: None,
-        limit_dev: None,
         device: a.device.clone(),
-        stop_after: None,
+        ..TrainConfig::new("classify", a.model.clone(), data, out.clone())
     };
     let mut trainer = Trainer::new(cfg, false)?;
     let times = trainer.time_steps(a.warmup + a.repeat)?;

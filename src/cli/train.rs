@@ -92,7 +92,9 @@ pub struct Args {
     stop_after: Option<usize>,
 }
 
-pub fn run(a: Args) -> Result<()> {
+/// The training configuration the arguments describe (and whether to resume).
+fn config(a: Args) -> Result<(TrainConfig, bool)> {
+    let resume = a.resume;
     let cfg = TrainConfig {
         task: a.task,
         base: a.model,
@@ -132,7 +134,12 @@ pub fn run(a: Args) -> Result<()> {
         device: a.device,
         stop_after: a.stop_after,
     };
-    let mut trainer = Trainer::new(cfg, a.resume)?;
+    Ok((cfg, resume))
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (cfg, resume) = config(a)?;
+    let mut trainer = Trainer::new(cfg, resume)?;
     eprintln!(
         "[train] {} examples, {} labels: {}",
         trainer.examples(),
@@ -143,4 +150,24 @@ pub fn run(a: Args) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| Error::Input(e.to_string()))?);
     eprintln!("[train] model written to {}", trainer.out_dir().display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    /// `TrainConfig::new` (used by `bench` and the tests) carries exactly these defaults.
+    #[test]
+    fn cli_defaults_equal_train_config_new() {
+        let a = Cli::parse_from(["x", "--task", "tag", "--model", "m", "--train", "t", "--out", "o"]).args;
+        let (from_cli, _) = super::config(a).unwrap();
+        let new = crate::train::TrainConfig::new("tag", "m".into(), "t".into(), "o".into());
+        assert_eq!(serde_json::to_value(&from_cli).unwrap(), serde_json::to_value(&new).unwrap());
+    }
 }

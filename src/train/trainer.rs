@@ -65,6 +65,44 @@ pub struct TrainConfig {
     pub stop_after: Option<usize>,
 }
 
+impl TrainConfig {
+    /// A run with the defaults of `bert-tasks train` (a test in `cli::train` keeps the two equal);
+    /// callers override fields with struct-update syntax.
+    pub fn new(task: &str, base: PathBuf, train: PathBuf, out: PathBuf) -> Self {
+        TrainConfig {
+            task: task.into(),
+            base,
+            train,
+            dev: None,
+            out,
+            epochs: 3,
+            batch_size: 16,
+            lr: 5e-5,
+            head_lr: 1e-3,
+            max_len: 128,
+            seed: 42,
+            warmup: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            pooling: Pooling::Pooler,
+            decoder: Decoder::Softmax,
+            scheme: None,
+            constrained: true,
+            method: RelateMethod::EntityMarkers,
+            loss: LossKind::Ce,
+            class_weights: None,
+            gamma: 2.0,
+            sampling: Sampling::Instance,
+            q: 0.5,
+            save_every: 200,
+            limit_train: None,
+            limit_dev: None,
+            device: "cpu".into(),
+            stop_after: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalPoint {
     pub epoch: usize,
