@@ -10,6 +10,7 @@ use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
+use super::fused;
 use super::norm::{softmax_last_dim, LayerNorm};
 use crate::{Error, Result};
 
@@ -90,6 +91,16 @@ impl BertEmbeddings {
     }
 }
 
+/// A linear layer; in inference on CPU f32 through the fused kernel (bias inside the matmul,
+/// the thread pool on wasm too).
+fn forward_linear(layer: &Linear, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+    if train.is_none() && fused::applies(x) {
+        Ok(fused::linear(x, layer.weight(), layer.bias())?)
+    } else {
+        Ok(layer.forward(x)?)
+    }
+}
+
 struct BertSelfAttention {
     query: Linear,
     key: Linear,
@@ -120,6 +131,10 @@ impl BertSelfAttention {
 
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
+        if train.is_none() && fused::applies(x) {
+            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| forward_linear(l, x, None));
+            return Ok(fused::attention(&q?, &k?, &v?, &mask_bias.reshape((b, t))?, self.num_heads)?);
+        }
         let q = self.split_heads(&self.query.forward(x)?)?;
         let k = self.split_heads(&self.key.forward(x)?)?;
         let v = self.split_heads(&self.value.forward(x)?)?;
@@ -148,7 +163,7 @@ impl ResidualOutput {
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
-        let x = self.dropout.forward(&self.dense.forward(x)?, train)?;
+        let x = self.dropout.forward(&forward_linear(&self.dense, x, train)?, train)?;
         self.layer_norm.forward(&x.add(residual)?, train.is_some())
     }
 }
@@ -175,7 +190,7 @@ impl BertLayer {
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let attended = self.attention.forward(x, mask_bias, train)?;
         let x = self.attention_output.forward(&attended, x, train)?;
-        let inner = self.intermediate.forward(&x)?;
+        let inner = forward_linear(&self.intermediate, &x, train)?;
         let inner = match self.activation {
             HiddenAct::Gelu if train.is_none() => super::fastmath::gelu_erf(&inner)?,
             HiddenAct::Gelu => inner.gelu_erf()?,

@@ -4,6 +4,7 @@ pub mod config;
 pub mod dropout;
 pub mod encoder;
 pub mod fastmath;
+pub mod fused;
 pub mod weights;
 
 pub use config::BertConfig;

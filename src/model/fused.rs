@@ -1,0 +1,183 @@
+//! Fused CPU inference kernels for the two blocks that hold nearly all of the encoder's time:
+//! a linear layer (bias fused into the matmul) and self-attention (one pass per head).
+//!
+//! Why not candle's ops: on wasm32 candle always runs its matmul single-threaded (its thread
+//! count comes from the environment, which wasm does not have), so with wasm threads only our own
+//! kernels can use the pool; and candle's attention makes five full passes over the
+//! `[heads, t, t]` scores plus three transposing copies of Q/K/V. Here each head reads Q, K and V
+//! straight out of the linear layers' `[b, t, hidden]` output through strides, computes its
+//! `[t, t]` scores into a per-thread buffer, applies scale, mask and softmax in one pass, and writes
+//! its slice of the `[b, t, hidden]` result: no transposes, heads in parallel (rayon; the wasm
+//! thread pool in the threaded build), the matmuls through `gemm` like candle's.
+//!
+//! f32 CPU tensors only; callers fall back to candle's ops otherwise and in training (these have
+//! no gradient). Parity with candle's ops is tested below and against PyTorch in
+//! tests/encoder_parity.rs.
+
+use candle_core::{DType, Storage, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use super::fastmath::softmax_with_bias;
+
+/// Whether `t` can take the fused kernels.
+pub fn applies(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// Runs `f` on the f32 data of a contiguous CPU tensor.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
+        _ => candle_core::bail!("fused kernels need an f32 CPU tensor, got {:?} on {:?}", t.dtype(), t.device()),
+    }
+}
+
+/// All of the pool's threads for a matmul big enough to split; gemm itself decides how many
+/// pieces a given size is worth.
+fn parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// `x @ weightᵀ + bias` for `x` `[..., in]`, `weight` `[out, in]` (PyTorch's layout, read
+/// transposed through strides), `bias` `[out]`: the bias is written first and the product
+/// accumulated onto it.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let (out_dim, in_dim) = weight.dims2()?;
+    let dims = x.dims();
+    let Some(&last) = dims.last() else { candle_core::bail!("linear: scalar input") };
+    if last != in_dim {
+        candle_core::bail!("linear: input has {last} features, weight expects {in_dim}");
+    }
+    let rows = x.elem_count() / in_dim.max(1);
+    let mut out = vec![0f32; rows * out_dim];
+    if let Some(bias) = bias {
+        with_f32(bias, |b| out.chunks_mut(out_dim).for_each(|row| row.copy_from_slice(b)))?;
+    }
+    with_f32(x, |x| {
+        with_f32(weight, |w| unsafe {
+            gemm(
+                rows, out_dim, in_dim,
+                out.as_mut_ptr(), 1, out_dim as isize, bias.is_some(),
+                x.as_ptr(), 1, in_dim as isize,
+                // rhs[k][n] = weight[n][k]
+                w.as_ptr(), in_dim as isize, 1,
+                1.0, 1.0, false, false, false,
+                parallelism(),
+            )
+        })
+    })??;
+    let mut shape = dims.to_vec();
+    *shape.last_mut().unwrap() = out_dim;
+    Tensor::from_vec(out, shape, x.device())
+}
+
+/// A raw pointer that may cross threads: each head writes a disjoint set of columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Multi-head self-attention for `q`, `k`, `v` `[b, t, heads·head_dim]` (heads side by side,
+/// as the linear layers produce them) and an additive key bias `mask_bias` `[b, t]` (0 or a large
+/// negative number): `softmax(q kᵀ / √d + bias) v` per head, returned as `[b, t, heads·head_dim]`.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask_bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (b, t, hidden) = q.dims3()?;
+    if k.dims() != q.dims() || v.dims() != q.dims() || mask_bias.dims() != [b, t] || heads == 0 || hidden % heads != 0 {
+        candle_core::bail!(
+            "attention: q {:?}, k {:?}, v {:?}, mask {:?}, {heads} heads do not fit together",
+            q.dims(), k.dims(), v.dims(), mask_bias.dims()
+        );
+    }
+    let d = hidden / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = vec![0f32; b * t * hidden];
+    let dst = SendPtr(out.as_mut_ptr());
+    let rs = hidden as isize;
+    with_f32(q, |q| with_f32(k, |k| with_f32(v, |v| with_f32(mask_bias, |bias| {
+        (0..b * heads).into_par_iter().for_each_init(
+            || vec![0f32; t * t],
+            |scores, job| {
+                let (batch, head) = (job / heads, job % heads);
+                let at = batch * t * hidden + head * d;
+                let key_bias = &bias[batch * t..(batch + 1) * t];
+                let dst = dst;
+                unsafe {
+                    // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
+                    gemm(
+                        t, t, d,
+                        scores.as_mut_ptr(), 1, t as isize, false,
+                        q[at..].as_ptr(), 1, rs,
+                        k[at..].as_ptr(), rs, 1,
+                        0.0, scale, false, false, false,
+                        Parallelism::None,
+                    );
+                }
+                scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
+                unsafe {
+                    // out[i][c] = Σ_j p[i][j] v[j][c], into this head's columns.
+                    gemm(
+                        t, d, t,
+                        dst.0.add(at), 1, rs, false,
+                        scores.as_ptr(), 1, t as isize,
+                        v[at..].as_ptr(), 1, rs,
+                        0.0, 1.0, false, false, false,
+                        Parallelism::None,
+                    );
+                }
+            },
+        )
+    }))))????;
+    Tensor::from_vec(out, (b, t, hidden), q.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn linear_equals_candle() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, 7, 24), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1., (40, 24), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1., 40, &dev).unwrap();
+        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        assert!(max_diff(&linear(&x, &w, Some(&b)).unwrap(), &want) < 1e-4);
+        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        assert!(max_diff(&linear(&x, &w, None).unwrap(), &want) < 1e-4);
+        assert!(linear(&x, &b.reshape((40, 1)).unwrap(), None).is_err());
+    }
+
+    #[test]
+    fn attention_equals_candle() {
+        let dev = Device::Cpu;
+        let (b, t, heads, d) = (2, 9, 3, 8);
+        let [q, k, v] = [0, 1, 2].map(|_| Tensor::randn(0f32, 1., (b, t, heads * d), &dev).unwrap());
+        // The second sequence has 4 padded keys.
+        let mask = Tensor::from_vec(
+            (0..b * t).map(|i| if i >= t + 5 { f32::MIN } else { 0.0 }).collect::<Vec<_>>(),
+            (b, t),
+            &dev,
+        )
+        .unwrap();
+        let split = |x: &Tensor| x.reshape((b, t, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let (qh, kh, vh) = (split(&q), split(&k), split(&v));
+        let scores = (qh.matmul(&kh.t().unwrap()).unwrap() / (d as f64).sqrt()).unwrap();
+        let scores = scores.broadcast_add(&mask.reshape((b, 1, 1, t)).unwrap()).unwrap();
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+        let want = probs.matmul(&vh).unwrap().transpose(1, 2).unwrap().reshape((b, t, heads * d)).unwrap();
+        let got = attention(&q, &k, &v, &mask, heads).unwrap();
+        assert!(max_diff(&got, &want) < 1e-5, "max |Δ| {}", max_diff(&got, &want));
+        assert!(attention(&q, &k, &v, &mask, 5).is_err());
+    }
+}
