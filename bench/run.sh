@@ -33,8 +33,10 @@ echo "[bench] training step, batch 16 x 128, $ALL threads"
 
 echo "[bench] wasm in Node"
 for task in classify tag; do
-  node bench/js/node-bench.mjs ours "$task" 1 "$REPEAT" >> "$OUT/node.jsonl"
-  for t in 1 "$ALL"; do node bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" >> "$OUT/node.jsonl"; done
+  for t in 1 "$ALL"; do
+    node bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" >> "$OUT/node.jsonl"
+    node bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" >> "$OUT/node.jsonl"
+  done
   node bench/js/node-bench.mjs tjs-node "$task" "$ALL" "$REPEAT" >> "$OUT/node.jsonl"
 done
 
@@ -43,8 +45,9 @@ node bench/js/browser-bench.mjs "$REPEAT" > "$OUT/browser.jsonl"
 
 echo "[bench] sizes"
 {
-  for f in pkg/bert_tasks_bg.wasm bench/js/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded*.wasm; do
-    printf '{"file":"%s","bytes":%d,"gzip_bytes":%d}\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
+  for f in pkg/bert_tasks_bg.wasm pkg/threads/bert_tasks_bg.wasm bench/js/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded*.wasm; do
+    [ -f "$f" ] || continue
+    printf '{"file":"%s","bytes":%d,"gzip_bytes":%d}\n' "$(case "$f" in pkg/*) echo "${f#pkg/}" ;; *) basename "$f" ;; esac)" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
   done
 } > "$OUT/size.jsonl"
 

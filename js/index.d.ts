@@ -12,7 +12,12 @@ export interface ModelInfo {
   head: Record<string, unknown>;
   labels: string[];
   hidden_size: number; layers: number; heads: number; vocab_size: number; max_tokens: number; parameters: number;
+  /** Threads the kernels use: 1 single-threaded, more with the threaded build. */
+  threads: number;
 }
+/** "auto": all cores where the threaded build can run (a worker of a cross-origin isolated page;
+ *  Node), else 1. A number asks for that many threads; 1 = the single-threaded build. */
+export type Threads = "auto" | number;
 export interface Progress { loaded: number; total?: number; file: string }
 export interface LoadOptions {
   /** Called as bytes arrive (total is known when the server sends Content-Length). */
@@ -20,6 +25,8 @@ export interface LoadOptions {
   /** Keep the files in the Cache API for offline use (default true). */
   cache?: boolean;
   fetch?: typeof fetch;
+  /** Decided by the first load/init of the page or worker (default "auto"). */
+  threads?: Threads;
 }
 export type ClassifyInput = string | [string, string] | { text: string; textPair?: string };
 
@@ -43,7 +50,7 @@ export class Model {
 
 /** The same API in a Web Worker, every call async. */
 export interface WorkerModel {
-  load(baseUrl: string | URL, options?: { onProgress?: (p: Progress) => void; cache?: boolean }): Promise<ModelInfo>;
+  load(baseUrl: string | URL, options?: { onProgress?: (p: Progress) => void; cache?: boolean; threads?: Threads }): Promise<ModelInfo>;
   classify(text: string, textPair?: string): Promise<Prediction>;
   classifyBatch(inputs: ClassifyInput[]): Promise<Prediction[]>;
   tag(text: string): Promise<Tagging>;
@@ -58,9 +65,13 @@ export function createWorker(workerUrl?: string | URL): WorkerModel;
 /** Browser: instantiates the wasm module (fetched next to this file). */
 export default function init(moduleOrPath?: unknown): Promise<unknown>;
 export function initSync(options: { module: BufferSource | WebAssembly.Module }): unknown;
-export function ensureInit(moduleOrPath?: unknown): Promise<unknown>;
+export function ensureInit(moduleOrPath?: unknown, options?: { threads?: Threads }): Promise<unknown>;
+/** Threads the kernels use (1 when single-threaded). */
+export function threadCount(): number;
 
-/** Node only: load a model folder from disk. */
-export function loadModel(dir: string): Promise<Model>;
+/** Node only: instantiates the wasm module, threaded by default (call before fromBytes). */
+export function init(options?: { threads?: Threads }): Promise<void>;
+/** Node only: load a model folder from disk (instantiating the module as `init` does). */
+export function loadModel(dir: string, options?: { threads?: Threads }): Promise<Model>;
 /** Node only: from bytes, instantiating the wasm module on first use. */
 export function fromBytes(config: Uint8Array, tokenizer: Uint8Array, weights: Uint8Array): Model;

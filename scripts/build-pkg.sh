@@ -7,23 +7,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh wasm
 rm -rf pkg
 wasm-pack build --release --target web --mode no-install --out-dir pkg --out-name bert_tasks --no-pack
-# wasm-opt from npm's binaryen (pinned in scripts/tools; Debian's older one breaks the module).
-opt=scripts/tools/node_modules/.bin/wasm-opt
-if [ "${BERT_TASKS_WASM_OPT:-1}" = 1 ] && [ -x "$opt" ]; then
-  # npm's wasm-opt is itself wasm (~2 min here): keep its output per input hash.
-  before=$(stat -c %s pkg/bert_tasks_bg.wasm)
-  cached="$BERT_TASKS_CACHE/wasm-opt/$(sha256sum pkg/bert_tasks_bg.wasm | cut -c1-32).wasm"
-  if [ ! -f "$cached" ]; then
-    mkdir -p "$(dirname "$cached")"
-    "$opt" -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      pkg/bert_tasks_bg.wasm -o "$cached.tmp"
-    mv "$cached.tmp" "$cached"
-  fi
-  cp "$cached" pkg/bert_tasks_bg.wasm
-  echo "[build-pkg] wasm-opt -O3: $before -> $(stat -c %s pkg/bert_tasks_bg.wasm) bytes"
+bash scripts/wasm-opt.sh pkg/bert_tasks_bg.wasm
+# The threaded variant (pkg/threads/), used inside workers of cross-origin isolated pages and in
+# Node; BERT_TASKS_WASM_THREADS=0 skips it (the package then runs single-threaded everywhere).
+if [ "${BERT_TASKS_WASM_THREADS:-1}" = 1 ]; then
+  bash scripts/build-wasm-threads.sh
 fi
-cp js/index.js js/worker.js js/node.js js/index.d.ts js/README.md pkg/
+cp js/index.js js/worker.js js/node.js js/threads.js js/thread-worker.js js/index.d.ts js/README.md pkg/
 version=$(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 cat > pkg/package.json <<JSON
 {
@@ -39,7 +29,7 @@ cat > pkg/package.json <<JSON
     "./worker.js": "./worker.js",
     "./bert_tasks_bg.wasm": "./bert_tasks_bg.wasm"
   },
-  "files": ["index.js", "worker.js", "node.js", "index.d.ts", "bert_tasks.js", "bert_tasks.d.ts", "bert_tasks_bg.wasm", "bert_tasks_bg.wasm.d.ts", "README.md"],
+  "files": ["index.js", "worker.js", "node.js", "threads.js", "thread-worker.js", "threads/", "index.d.ts", "bert_tasks.js", "bert_tasks.d.ts", "bert_tasks_bg.wasm", "bert_tasks_bg.wasm.d.ts", "README.md"],
   "engines": { "node": ">=20" },
   "sideEffects": false
 }

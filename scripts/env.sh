@@ -2,6 +2,8 @@
 # Everything heavy lives outside the clone so that fresh clones reuse it.
 export BERT_TASKS_CACHE="${BERT_TASKS_CACHE:-$HOME/.cache/bert-tasks}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BERT_TASKS_CACHE/target}"
+# The nightly that builds the threaded wasm variant (std rebuilt with atomics; scripts/build-pkg.sh).
+export WASM_THREADS_TOOLCHAIN=nightly-2026-05-19
 export BERT_TASKS_BIN="$CARGO_TARGET_DIR/release/bert-tasks"
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the tools the wasm and browser steps need, at pinned versions; skips what is there.
 #   install-tools.sh wasm      rustup target, wasm-bindgen-cli (version from Cargo.lock), wasm-pack, wasm-opt (npm binaryen)
+#   install-tools.sh wasm-threads  the pinned nightly + rust-src that rebuild std with atomics (threaded wasm)
 #   install-tools.sh browser   Debian chromium + chromium-driver, npm packages of tests/js
 #   install-tools.sh refenv    the reference Python env ($BERT_TASKS_CACHE/refenv: torch, transformers, onnx, ...)
 #   install-tools.sh bench     npm packages of bench/js (transformers.js, onnxruntime-web)
@@ -18,6 +19,11 @@ for what in "$@"; do
     fi
     command -v wasm-pack >/dev/null || cargo install wasm-pack --version 0.15.1
     [ -x scripts/tools/node_modules/.bin/wasm-opt ] || (cd scripts/tools && npm ci --no-audit --no-fund --silent)
+    ;;
+  wasm-threads)
+    # Pinned: -Z build-std is unstable, and a pinned nightly keeps the threaded build reproducible.
+    rustup toolchain list | grep -q "^$WASM_THREADS_TOOLCHAIN" ||
+      rustup toolchain install "$WASM_THREADS_TOOLCHAIN" --profile minimal --component rust-src
     ;;
   browser)
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -9,6 +9,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::tasks::{Model, Tagging};
+
+/// The thread pool of the threaded build (`+atomics`).
+#[cfg(target_feature = "atomics")]
+mod threads;
 use crate::text::relation::CharSpan;
 use crate::text::utf16::Utf16Map;
 
@@ -17,6 +21,12 @@ use crate::text::utf16::Utf16Map;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+}
+
+/// Threads the kernels split work over: 1 in the single-threaded build or before the pool starts.
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    rayon::current_num_threads()
 }
 
 fn js_err(e: crate::Error) -> JsError {

@@ -1,4 +1,4 @@
-// Node side of the wasm benchmark: bert-tasks (pkg/, single-threaded wasm) and transformers.js
+// Node side of the wasm benchmark: bert-tasks (pkg/; threads > 1 runs its threaded build) and transformers.js
 // (onnxruntime-web wasm) on the same weights and texts; one JSON line per measurement.
 //   node bench/js/node-bench.mjs <ours|tjs|tjs-node> <classify|tag> <threads> [repeat]
 import { readFile } from "node:fs/promises";
@@ -12,7 +12,8 @@ const threads = Number(threadArg ?? 1);
 const texts = JSON.parse(await readFile(join(cache, "texts.json"), "utf8"));
 let run;
 if (engine === "ours") {
-  const { fromBytes } = await import("../../pkg/node.js");
+  const { fromBytes, init } = await import("../../pkg/node.js");
+  await init({ threads });
   run = await oursLoader(fromBytes, async (p) => new Uint8Array(await readFile(join(cache, p))), task);
 } else {
   const tjs = await import("@huggingface/transformers");
@@ -26,5 +27,5 @@ if (engine === "ours") {
 }
 for (const row of await runShapes(run, texts, { repeat: Number(repeatArg ?? 20) })) {
   const name = { ours: "bert-tasks wasm", tjs: "transformers.js wasm (onnxruntime-web)", "tjs-node": "transformers.js onnxruntime-node (native)" }[engine];
-  console.log(JSON.stringify({ engine: name, host: `Node ${process.version}`, task, threads: engine === "ours" ? 1 : threads, cpus: cpus().length, ...row }));
+  console.log(JSON.stringify({ engine: name, host: `Node ${process.version}`, task, threads, cpus: cpus().length, ...row }));
 }

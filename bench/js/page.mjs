@@ -1,7 +1,7 @@
 // Browser side of the wasm benchmark. Exposes window.bench(engine, task, threads, repeat) and
 // window.loadToReady(engine) for bench/js/browser-bench.mjs. Everything is served locally:
 // /pkg/ (bert-tasks), /node_modules/ (transformers.js, onnxruntime-web), /models/ ($CACHE/bench).
-import { oursLoader, runShapes, tjsLoader } from "./engines.mjs";
+import { runShapes, tjsLoader } from "./engines.mjs";
 
 const texts = await (await fetch("/models/texts.json")).json();
 const bytes = async (p) => new Uint8Array(await (await fetch(`/models/${p}`, { cache: "no-store" })).arrayBuffer());
@@ -20,9 +20,16 @@ async function transformersJs(threads) {
 window.bench = async (engine, task, threads, repeat) => {
   let run;
   if (engine === "ours") {
-    const pkg = await import("/pkg/index.js");
-    await pkg.ensureInit();
-    run = await oursLoader(pkg.Model.fromBytes, bytes, task);
+    const worker = new Worker("./ours-worker.mjs", { type: "module" });
+    const out = await new Promise((resolve) => {
+      worker.onmessage = ({ data }) => resolve(data);
+      worker.onerror = (e) => resolve({ error: e.message });
+      worker.postMessage({ task, threads, repeat });
+    });
+    worker.terminate();
+    if (out.error) throw new Error(out.error);
+    if (out.threads !== threads) throw new Error(`asked for ${threads} threads, the package runs ${out.threads}`);
+    return out.rows;
   } else {
     run = await tjsLoader(await transformersJs(threads), task, threads, "wasm");
   }

@@ -1,5 +1,6 @@
 // The npm package in headless Chromium (Debian's, driven by playwright-core): each model loaded
-// from a static server through the worker, with progress events, equal to native outputs.
+// from a static server through the worker, with progress events, equal to native outputs, on the
+// threaded build (every core) and the single-threaded one.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
@@ -21,11 +22,14 @@ test("package in Chromium through the worker equals native, with progress", asyn
     page.on("pageerror", (e) => logs.push(String(e)));
     await page.goto(url + "/");
     await page.waitForFunction(() => window.ready === true);
-    const plan = Object.entries(fixtures).map(([name, f]) => ({ name, calls: calls(name, f) }));
-    const out = await page.evaluate((plan) => window.runFixtures(plan), plan);
-    for (const [name, fixture] of Object.entries(fixtures)) {
+    // Every other model on the single-threaded build, the rest on the threaded one.
+    const plan = Object.entries(fixtures).map(([name, f], i) => ({ name, calls: calls(name, f), threads: i % 2 ? 1 : "auto" }));
+    const { out, cores, isolated } = await page.evaluate((plan) => window.runFixtures(plan), plan);
+    assert.ok(isolated, "the test page is cross-origin isolated");
+    for (const [i, [name, fixture]] of Object.entries(fixtures).entries()) {
       const { info, results, progress, error } = out[name];
       assert.equal(info.task, fixture.task, name);
+      assert.equal(info.threads, i % 2 ? 1 : cores, `${name}: threads used`);
       assertSameAsNative(name, fixture, results);
       assert.ok(progress.length > 0, `${name}: progress events`);
       const last = progress.at(-1);

@@ -1,5 +1,6 @@
 // The wasm package in Node on the real models: same results as the native build.
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadModel } from "../../pkg/node.js";
@@ -11,6 +12,8 @@ for (const [name, fixture] of Object.entries(fixtures)) {
   test(`${name}: wasm in Node equals native`, async () => {
     const model = await loadModel(join(FIXTURES, name));
     assert.equal(model.info().task, fixture.task);
+    // loadModel's default: the threaded build on every core (package.test.mjs covers threads: 1).
+    assert.equal(model.info().threads, availableParallelism());
     const results = calls(name, fixture).map(({ method, args }) => model[method](...args));
     assertSameAsNative(name, fixture, results);
     model.free();

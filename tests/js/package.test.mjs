@@ -1,5 +1,5 @@
 // `npm pack` the package, install the tarball into a fresh project, import it by name in Node
-// and run every task.
+// and run every task (on the single-threaded build; node.test.mjs runs the threaded one).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -25,14 +25,15 @@ test("npm pack → npm install → import 'bert-tasks' runs every task", () => {
        const plan = ${JSON.stringify(plan)};
        const out = {};
        for (const { name, dir, calls } of plan) {
-         const m = await loadModel(dir);
-         out[name] = { task: m.info().task, results: calls.map(({ method, args }) => m[method](...args)) };
+         const m = await loadModel(dir, { threads: 1 });
+         out[name] = { task: m.info().task, threads: m.info().threads, results: calls.map(({ method, args }) => m[method](...args)) };
        }
        console.log(JSON.stringify(out));`,
     );
     const out = JSON.parse(execFileSync("node", ["run.mjs"], { cwd: dir, encoding: "utf8" }));
     for (const [name, f] of Object.entries(fixtures)) {
       assert.equal(out[name].task, f.task);
+      assert.equal(out[name].threads, 1, "threads: 1 runs the single-threaded build");
       assert.equal(out[name].results.length, f.inputs.length);
       if (f.task !== "tag") assert.equal(out[name].results[0].label, f.outputs[0].label, name);
       else assert.deepEqual(out[name].results[0].tokens.map((t) => t.tag), f.outputs[0].tokens.map((t) => t.tag), name);

@@ -1,0 +1,57 @@
+//! A rayon thread pool over Web Workers / Node worker threads (threaded wasm build only, i.e.
+//! compiled with `+atomics`; see scripts/build-pkg.sh and js/threads.js).
+//!
+//! wasm32 has no `std::thread::spawn`: threads are workers that JS starts, each instantiating this
+//! same module on the same shared memory. The handshake:
+//! 1. JS starts N workers; each calls [`thread_pool_worker`], which blocks until it is handed a
+//!    rayon thread to run (workers may block; a page's main thread may not, which is why the
+//!    threaded build only runs inside a worker or Node).
+//! 2. The thread that owns the model calls [`build_thread_pool`]: rayon's spawn handler queues its
+//!    N `ThreadBuilder`s, the waiting workers take one each and run rayon's loop from then on.
+//!
+//! The kernels then split work as natively: gemm's `Parallelism::Rayon` and the per-head
+//! attention in src/model/fused.rs (candle's own matmul stays single-threaded on wasm32).
+
+use std::sync::{Condvar, Mutex};
+
+use rayon::ThreadBuilder;
+use wasm_bindgen::prelude::*;
+
+/// Rayon threads waiting for a worker to run them.
+static QUEUE: Mutex<Vec<ThreadBuilder>> = Mutex::new(Vec::new());
+static QUEUED: Condvar = Condvar::new();
+
+/// The module and memory a worker needs to join (`[WebAssembly.Module, WebAssembly.Memory]`).
+#[wasm_bindgen(js_name = threadingParts)]
+pub fn threading_parts() -> js_sys::Array {
+    js_sys::Array::of2(&wasm_bindgen::module(), &wasm_bindgen::memory())
+}
+
+/// Runs in a worker: waits for a rayon thread and runs it; returns only when the pool shuts down.
+#[wasm_bindgen(js_name = threadPoolWorker)]
+pub fn thread_pool_worker() {
+    let thread = {
+        let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(t) = queue.pop() {
+                break t;
+            }
+            queue = QUEUED.wait(queue).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    thread.run();
+}
+
+/// Builds rayon's global pool on `threads` workers that already wait in [`thread_pool_worker`].
+#[wasm_bindgen(js_name = buildThreadPool)]
+pub fn build_thread_pool(threads: usize) -> Result<(), JsError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .spawn_handler(|thread| {
+            QUEUE.lock().unwrap_or_else(|e| e.into_inner()).push(thread);
+            QUEUED.notify_one();
+            Ok(())
+        })
+        .build_global()
+        .map_err(|e| JsError::new(&format!("bert-tasks: could not start the thread pool: {e}")))
+}
