@@ -12,8 +12,10 @@ export interface ModelInfo {
   head: Record<string, unknown>;
   labels: string[];
   hidden_size: number; layers: number; heads: number; vocab_size: number; max_tokens: number; parameters: number;
-  /** Threads the kernels use: 1 single-threaded, more with the threaded build. */
+  /** Threads the kernels use: 1 single-threaded, more with a threaded build. */
   threads: number;
+  /** The wasm build running (see buildName). */
+  build: "baseline" | "relaxed" | "threads" | "threads-relaxed";
 }
 /** "auto": all cores where the threaded build can run (a worker of a cross-origin isolated page;
  *  Node), else 1. A number asks for that many threads; 1 = the single-threaded build. */
@@ -62,12 +64,14 @@ export interface WorkerModel {
 }
 export function createWorker(workerUrl?: string | URL): WorkerModel;
 
-/** Browser: instantiates the wasm module (fetched next to this file). */
-export default function init(moduleOrPath?: unknown): Promise<unknown>;
+/** Browser: instantiates the wasm module (fetched next to this file), picking the build as ensureInit does. */
+export default function init(moduleOrPath?: unknown, options?: { threads?: Threads }): Promise<unknown>;
 export function initSync(options: { module: BufferSource | WebAssembly.Module }): unknown;
 export function ensureInit(moduleOrPath?: unknown, options?: { threads?: Threads }): Promise<unknown>;
 /** Threads the kernels use (1 when single-threaded). */
 export function threadCount(): number;
+/** The wasm build running: "baseline" (SIMD), "relaxed" (+ relaxed SIMD), "threads", "threads-relaxed". */
+export function buildName(): "baseline" | "relaxed" | "threads" | "threads-relaxed";
 
 /** Node only: instantiates the wasm module, threaded by default (call before fromBytes). */
 export function init(options?: { threads?: Threads }): Promise<void>;

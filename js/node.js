@@ -1,36 +1,39 @@
 // Node >= 20 entry point: the same Model, plus loading from files, on all cores by default
-// (the threaded build on worker_threads; no isolation headers needed in Node).
+// (a threaded build on worker_threads; no isolation headers needed in Node).
 import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import * as single from "./bert_tasks.js";
-import { Model, threadCount, useGlue } from "./index.js";
+import { Model, buildName, threadCount, useGlue } from "./index.js";
 import { startThreads } from "./threads.js";
+import { VARIANTS, pickVariant } from "./variants.js";
 
-export { Model, threadCount };
+export { Model, buildName, threadCount };
 export const initSync = single.initSync;
 
 let initialised = false;
 
 /**
  * Instantiates the wasm module once. `threads`: "auto" (default: os.availableParallelism()) or a
- * number; 1 runs the single-threaded build. If the threaded build cannot start, the
- * single-threaded one runs and a warning says why.
+ * number; 1 runs a single-threaded build. Where Node has relaxed SIMD (Node ≥ 22) the build with
+ * the fused multiply-add kernel runs. A build that cannot start falls back to the baseline and a
+ * warning says why.
  */
 export async function init({ threads = "auto" } = {}) {
   if (initialised) return;
   const n = threads === "auto" ? availableParallelism() : Number(threads);
-  if (n > 1) {
+  const name = pickVariant(n);
+  if (name) {
     try {
-      const threaded = await import("./threads/bert_tasks.js");
-      threaded.initSync({ module: readFileSync(new URL("./threads/bert_tasks_bg.wasm", import.meta.url)) });
-      await startThreads(threaded, n);
-      useGlue(threaded);
+      const glue = await VARIANTS[name].glue();
+      glue.initSync({ module: readFileSync(VARIANTS[name].wasm) });
+      if (name.startsWith("threads")) await startThreads(glue, name, n);
+      useGlue(glue, name);
       initialised = true;
       return;
     } catch (e) {
-      console.warn(`bert-tasks: running single-threaded, the threaded build did not start: ${e?.message ?? e}`);
+      console.warn(`bert-tasks: the ${name} build did not start (${e?.message ?? e}); running the baseline`);
     }
   }
   ensureInitSync();
@@ -53,7 +56,7 @@ export async function loadModel(dir, { threads = "auto" } = {}) {
 }
 
 /** Builds a model from bytes. Synchronous: uses the module `init()` started, or instantiates the
- *  single-threaded build on first use. */
+ *  baseline build on first use. */
 export function fromBytes(config, tokenizer, weights) {
   ensureInitSync();
   return Model.fromBytes(config, tokenizer, weights);

@@ -1,6 +1,6 @@
 // One thread of the pool (js/threads.js): joins the shared memory, says ready, then runs a rayon
 // thread until the process or page ends.
-import { initSync, threadPoolWorker } from "./threads/bert_tasks.js";
+import { VARIANTS } from "./variants.js";
 
 const port = typeof self !== "undefined" && typeof self.postMessage === "function"
   ? { once: (f) => (self.onmessage = ({ data }) => f(data)), post: (m) => self.postMessage(m) }
@@ -9,8 +9,9 @@ const port = typeof self !== "undefined" && typeof self.postMessage === "functio
       post: (m) => parentPort.postMessage(m),
     }));
 
-port.once(({ module, memory }) => {
-  initSync({ module, memory });
+port.once(async ({ variant, module, memory }) => {
+  const glue = await VARIANTS[variant].glue();
+  glue.initSync({ module, memory });
   port.post("ready");
-  threadPoolWorker();
+  glue.threadPoolWorker();
 });

@@ -41,9 +41,9 @@ async function spawn(init) {
   return worker;
 }
 
-/** Starts `n` pool threads for the instantiated threaded glue `glue`. */
-export async function startThreads(glue, n) {
+/** Starts `n` pool threads for `glue`, the instantiated glue of the threaded build `variant`. */
+export async function startThreads(glue, variant, n) {
   const [module, memory] = glue.threadingParts();
-  workers.push(...(await Promise.all(Array.from({ length: n }, () => spawn({ module, memory })))));
+  workers.push(...(await Promise.all(Array.from({ length: n }, () => spawn({ variant, module, memory })))));
   glue.buildThreadPool(n);
 }

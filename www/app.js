@@ -39,7 +39,7 @@ function model(id, box) {
       box.dataset.progress = "0";
       box.replaceChildren(`Loading ${id} `, bar, text);
       const t0 = performance.now();
-      await worker.load(`./models/${id}/`, {
+      const ready = await worker.load(`./models/${id}/`, {
         onProgress: ({ loaded, total }) => {
           bar.max = total ?? info.bytes;
           bar.value = loaded;
@@ -49,7 +49,8 @@ function model(id, box) {
       });
       bar.value = bar.max;
       box.dataset.progress = "100";
-      text.textContent = ` ${mb(info.bytes)} MB, ready in ${ms(performance.now() - t0)} ms`;
+      const threads = ready.threads > 1 ? `${ready.threads} threads` : "1 thread";
+      text.textContent = ` ${mb(info.bytes)} MB, ready in ${ms(performance.now() - t0)} ms (wasm ${ready.build}, ${threads})`;
       return worker;
     })();
     promise.catch((e) => {

@@ -1,7 +1,9 @@
 // Offline support: the page's own files are served network-first with a cached fallback.
 // Model files are left to the package, which keeps them in the Cache API itself.
-const CACHE = "bert-tasks-site-v1";
+// The wasm build the package picks (pkg/variants.js) is cached when first fetched, like any file.
+const CACHE = "bert-tasks-site-v2";
 const SHELL = ["./", "./index.html", "./style.css", "./app.js", "./pkg/index.js", "./pkg/worker.js",
+  "./pkg/threads.js", "./pkg/thread-worker.js", "./pkg/variants.js",
   "./pkg/bert_tasks.js", "./pkg/bert_tasks_bg.wasm", "./models/manifest.json"];
 
 self.addEventListener("install", (e) => {

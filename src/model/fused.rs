@@ -37,6 +37,7 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R
 
 /// All of the pool's threads for a matmul big enough to split; gemm itself decides how many
 /// pieces a given size is worth.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
         0 | 1 => Parallelism::None,
@@ -61,20 +62,78 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core
     }
     with_f32(x, |x| {
         with_f32(weight, |w| unsafe {
-            gemm(
-                rows, out_dim, in_dim,
-                out.as_mut_ptr(), 1, out_dim as isize, bias.is_some(),
-                x.as_ptr(), 1, in_dim as isize,
-                // rhs[k][n] = weight[n][k]
-                w.as_ptr(), in_dim as isize, 1,
-                1.0, 1.0, false, false, false,
-                parallelism(),
-            )
+            matmul_abt(rows, out_dim, in_dim, x.as_ptr(), in_dim, w.as_ptr(), in_dim, out.as_mut_ptr(), out_dim, 1.0, bias.is_some(), true)
         })
     })??;
     let mut shape = dims.to_vec();
     *shape.last_mut().unwrap() = out_dim;
     Tensor::from_vec(out, shape, x.device())
+}
+
+/// `c = alpha · a · bᵀ (+ c if accumulate)` for row-major `a` `[m, k]` and `b` `[n, k]` with the
+/// given row strides: the product of every layer here (`x·Wᵀ`, `q·kᵀ`). `parallel` splits it
+/// over the pool's threads.
+///
+/// # Safety
+/// The pointers must address matrices of those shapes and strides.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_abt(
+    m: usize, n: usize, k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32, accumulate: bool, parallel: bool,
+) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        use super::relaxed_gemm;
+        let threads = if parallel { rayon::current_num_threads() } else { 1 };
+        if threads <= 1 || m * n * k < 1 << 16 {
+            return relaxed_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate);
+        }
+        // Column strips, one per thread (a multiple of the kernel's 3 columns): disjoint writes.
+        let strip = n.div_ceil(threads).div_ceil(3) * 3;
+        let (a, b, c) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
+        (0..n.div_ceil(strip)).into_par_iter().for_each(|s| {
+            let (a, b, c) = (a, b, c);
+            let j = s * strip;
+            let w = strip.min(n - j);
+            relaxed_gemm::matmul_abt(m, w, k, a.0, lda, b.0.add(j * ldb), ldb, c.0.add(j), ldc, alpha, accumulate);
+        });
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    gemm(
+        m, n, k,
+        c, 1, ldc as isize, accumulate,
+        a, 1, lda as isize,
+        // rhs[p][j] = b[j][p]
+        b, ldb as isize, 1,
+        1.0, alpha, false, false, false,
+        if parallel { parallelism() } else { Parallelism::None },
+    )
+}
+
+/// `c = a · b` for row-major `a` `[m, k]` and `b` `[k, n]` (row strides given), single-threaded;
+/// `scratch` is reused between calls (the relaxed-SIMD kernel wants `bᵀ`).
+///
+/// # Safety
+/// As [`matmul_abt`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_ab(
+    m: usize, n: usize, k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    scratch: &mut Vec<f32>,
+) {
+    if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+        scratch.clear();
+        scratch.extend((0..n * k).map(|i| *b.add((i % k) * ldb + i / k)));
+        matmul_abt(m, n, k, a, lda, scratch.as_ptr(), k, c, ldc, 1.0, false, false)
+    } else {
+        let _ = scratch;
+        gemm(m, n, k, c, 1, ldc as isize, false, a, 1, lda as isize, b, 1, ldb as isize, 0.0, 1.0, false, false, false, Parallelism::None)
+    }
 }
 
 /// A raw pointer that may cross threads: each head writes a disjoint set of columns.
@@ -98,37 +157,22 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask_bias: &Tensor, heads: 
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; b * t * hidden];
     let dst = SendPtr(out.as_mut_ptr());
-    let rs = hidden as isize;
     with_f32(q, |q| with_f32(k, |k| with_f32(v, |v| with_f32(mask_bias, |bias| {
         (0..b * heads).into_par_iter().for_each_init(
-            || vec![0f32; t * t],
-            |scores, job| {
+            || (vec![0f32; t * t], Vec::new()),
+            |(scores, scratch), job| {
                 let (batch, head) = (job / heads, job % heads);
                 let at = batch * t * hidden + head * d;
                 let key_bias = &bias[batch * t..(batch + 1) * t];
                 let dst = dst;
                 unsafe {
                     // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
-                    gemm(
-                        t, t, d,
-                        scores.as_mut_ptr(), 1, t as isize, false,
-                        q[at..].as_ptr(), 1, rs,
-                        k[at..].as_ptr(), rs, 1,
-                        0.0, scale, false, false, false,
-                        Parallelism::None,
-                    );
+                    matmul_abt(t, t, d, q[at..].as_ptr(), hidden, k[at..].as_ptr(), hidden, scores.as_mut_ptr(), t, scale, false, false);
                 }
                 scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
                 unsafe {
                     // out[i][c] = Σ_j p[i][j] v[j][c], into this head's columns.
-                    gemm(
-                        t, d, t,
-                        dst.0.add(at), 1, rs, false,
-                        scores.as_ptr(), 1, t as isize,
-                        v[at..].as_ptr(), 1, rs,
-                        0.0, 1.0, false, false, false,
-                        Parallelism::None,
-                    );
+                    matmul_ab(t, d, t, scores.as_ptr(), t, v[at..].as_ptr(), hidden, dst.0.add(at), hidden, scratch);
                 }
             },
         )

@@ -5,6 +5,8 @@ pub mod dropout;
 pub mod encoder;
 pub mod fastmath;
 pub mod fused;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod relaxed_gemm;
 pub mod weights;
 
 pub use config::BertConfig;

@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadModel } from "../../pkg/node.js";
+import { hasRelaxedSimd } from "../../pkg/variants.js";
 import { FIXTURES, assertSameAsNative, calls, native } from "./common.mjs";
 
 const fixtures = native();
@@ -14,6 +15,7 @@ for (const [name, fixture] of Object.entries(fixtures)) {
     assert.equal(model.info().task, fixture.task);
     // loadModel's default: the threaded build on every core (package.test.mjs covers threads: 1).
     assert.equal(model.info().threads, availableParallelism());
+    assert.equal(model.info().build, availableParallelism() > 1 ? (hasRelaxedSimd() ? "threads-relaxed" : "threads") : "baseline");
     const results = calls(name, fixture).map(({ method, args }) => model[method](...args));
     assertSameAsNative(name, fixture, results);
     model.free();

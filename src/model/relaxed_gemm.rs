@@ -1,0 +1,83 @@
+//! `C = α·A·Bᵀ (+ C)` with wasm's relaxed-SIMD fused multiply-add (`f32x4.relaxed_madd`), for the
+//! wasm builds compiled with `+relaxed-simd` (browsers that have it; see scripts/build-pkg.sh).
+//!
+//! Why our own kernel: gemm's simd128 kernel has to multiply and add separately (plain simd128
+//! has no FMA), so the inner loop issues twice the arithmetic instructions; engines lower
+//! `relaxed_madd` to one FMA on x86-64 with FMA and on ARM64. In the encoder both operands
+//! of every product are contiguous along the summed dimension (`x·Wᵀ` with PyTorch's `[out, in]`
+//! weights; `q·kᵀ` per head), so the kernel is a block of dot products: no packing. 3×3 blocks:
+//! nine accumulators plus six loaded vectors fit the 16 SIMD registers of x86-64.
+//!
+//! "Relaxed" means an engine may round the product before adding (no FMA) — results then equal
+//! the plain-SIMD ones; either way they agree with PyTorch within the parity tests' tolerance.
+
+use core::arch::wasm32::*;
+
+const MR: usize = 3;
+const NR: usize = 3;
+
+/// `c[i·ldc + j] = alpha · Σ_p a[i·lda + p] · b[j·ldb + p] (+ c[i·ldc + j] if accumulate)`
+/// for i < m, j < n, p < k.
+///
+/// # Safety
+/// The pointers must address the strided matrices described (reads of `a`, `b`; writes of `c`).
+pub unsafe fn matmul_abt(
+    m: usize, n: usize, k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32, accumulate: bool,
+) {
+    // Columns outermost: the NR rows of B stay in L1 while all of A streams past (A, at most a
+    // few hundred KB for these shapes, stays in L2).
+    for j in (0..n).step_by(NR) {
+        let nr = NR.min(n - j);
+        for i in (0..m).step_by(MR) {
+            let mr = MR.min(m - i);
+            let (a, b, c) = (a.add(i * lda), b.add(j * ldb), c.add(i * ldc + j));
+            macro_rules! go {
+                ($($r:literal, $c:literal);*) => {
+                    match (mr, nr) {
+                        $(($r, $c) => block::<$r, $c>(k, a, lda, b, ldb, c, ldc, alpha, accumulate),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            go!(1, 1; 1, 2; 1, 3; 2, 1; 2, 2; 2, 3; 3, 1; 3, 2; 3, 3);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn block<const R: usize, const C: usize>(
+    k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32, accumulate: bool,
+) {
+    let mut acc = [[f32x4_splat(0.0); C]; R];
+    let mut p = 0;
+    while p + 4 <= k {
+        let av: [v128; R] = core::array::from_fn(|r| v128_load(a.add(r * lda + p) as *const v128));
+        let bv: [v128; C] = core::array::from_fn(|q| v128_load(b.add(q * ldb + p) as *const v128));
+        for r in 0..R {
+            for q in 0..C {
+                acc[r][q] = f32x4_relaxed_madd(av[r], bv[q], acc[r][q]);
+            }
+        }
+        p += 4;
+    }
+    for r in 0..R {
+        for q in 0..C {
+            let v = acc[r][q];
+            let mut s = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+                + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
+            for t in p..k {
+                s += *a.add(r * lda + t) * *b.add(q * ldb + t);
+            }
+            let out = c.add(r * ldc + q);
+            *out = if accumulate { *out + alpha * s } else { alpha * s };
+        }
+    }
+}
