@@ -13,6 +13,14 @@ use crate::tasks::{Model, Tagging};
 /// The thread pool of the threaded build (`+atomics`).
 #[cfg(target_feature = "atomics")]
 mod threads;
+#[cfg(target_feature = "atomics")]
+use threads::in_pool;
+
+/// Single-threaded build: no pool, run in place.
+#[cfg(not(target_feature = "atomics"))]
+fn in_pool<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 use crate::text::relation::CharSpan;
 use crate::text::utf16::Utf16Map;
 
@@ -108,7 +116,7 @@ impl WasmModel {
     }
 
     pub fn classify(&self, text: &str, text_pair: Option<String>) -> Result<JsValue, JsError> {
-        to_js(&self.inner.classify(text, text_pair.as_deref()).map_err(js_err)?)
+        to_js(&in_pool(|| self.inner.classify(text, text_pair.as_deref())).map_err(js_err)?)
     }
 
     /// `inputs`: an array of strings, `[a, b]` pairs or `{text, textPair}` objects.
@@ -124,17 +132,17 @@ impl WasmModel {
                 ClassifyInput::Object { text, pair } => (text.as_str(), pair.as_deref()),
             })
             .collect();
-        to_js(&self.inner.classify_batch(&pairs).map_err(js_err)?)
+        to_js(&in_pool(|| self.inner.classify_batch(&pairs)).map_err(js_err)?)
     }
 
     pub fn tag(&self, text: &str) -> Result<JsValue, JsError> {
-        to_js(&tagging_to_utf16(text, self.inner.tag(text).map_err(js_err)?))
+        to_js(&tagging_to_utf16(text, in_pool(|| self.inner.tag(text)).map_err(js_err)?))
     }
 
     #[wasm_bindgen(js_name = tagBatch)]
     pub fn tag_batch(&self, texts: Vec<String>) -> Result<JsValue, JsError> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let out = self.inner.tag_batch(&refs).map_err(js_err)?;
+        let out = in_pool(|| self.inner.tag_batch(&refs)).map_err(js_err)?;
         let out: Vec<Tagging> = texts.iter().zip(out).map(|(t, r)| tagging_to_utf16(t, r)).collect();
         to_js(&out)
     }
@@ -143,7 +151,7 @@ impl WasmModel {
     pub fn relate(&self, text: &str, head: JsValue, tail: JsValue) -> Result<JsValue, JsError> {
         let h = span_from_js(text, head, "head")?;
         let t = span_from_js(text, tail, "tail")?;
-        to_js(&self.inner.relate(text, h, t).map_err(js_err)?)
+        to_js(&in_pool(|| self.inner.relate(text, h, t)).map_err(js_err)?)
     }
 
     /// `inputs`: an array of `{text, head, tail}`.
@@ -158,7 +166,7 @@ impl WasmModel {
             let tail = r.tail.to_chars(&m, &format!("input {i}: tail"))?;
             spans.push((r.text.as_str(), head, tail));
         }
-        to_js(&self.inner.relate_batch(&spans).map_err(js_err)?)
+        to_js(&in_pool(|| self.inner.relate_batch(&spans)).map_err(js_err)?)
     }
 
     /// Task, labels, sizes.
