@@ -2,7 +2,7 @@
 # The benchmark, one command: every engine on the same machine in the same run, results to
 # bench/results/<date>/*.jsonl and BENCHMARKS.md (bench/report.py).
 #   bash bench/run.sh            full run (~20 min on 2 cores)
-#   REPEAT=5 bash bench/run.sh   quicker, noisier
+#   REPEAT=5 bash bench/run.sh   quicker, noisier (BENCH_OUT=dir names the results folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -15,7 +15,7 @@ PY="$BERT_TASKS_CACHE/refenv/bin/python"
 bash scripts/build-pkg.sh >/dev/null
 "$PY" bench/prepare.py
 B="$BERT_TASKS_CACHE/bench"
-OUT="bench/results/$(date -u +%Y-%m-%d)"
+OUT="${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d)}"
 mkdir -p "$OUT"
 : > "$OUT/native.jsonl"; : > "$OUT/train.jsonl"; : > "$OUT/node.jsonl"
 
@@ -45,7 +45,7 @@ node bench/js/browser-bench.mjs "$REPEAT" > "$OUT/browser.jsonl"
 
 echo "[bench] sizes"
 {
-  for f in pkg/bert_tasks_bg.wasm pkg/threads/bert_tasks_bg.wasm bench/js/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded*.wasm; do
+  for f in pkg/bert_tasks_bg.wasm pkg/relaxed/bert_tasks_bg.wasm pkg/threads/bert_tasks_bg.wasm pkg/threads-relaxed/bert_tasks_bg.wasm bench/js/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded*.wasm; do
     [ -f "$f" ] || continue
     printf '{"file":"%s","bytes":%d,"gzip_bytes":%d}\n' "$(case "$f" in pkg/*) echo "${f#pkg/}" ;; *) basename "$f" ;; esac)" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
   done
