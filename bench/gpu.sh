@@ -5,7 +5,8 @@
 #   training step bert-tasks (cuda) vs PyTorch (cuda), batch 16 x 128; inference on the GPU;
 #   the same training step on that machine's CPU; a short real training run, GPU vs CPU speed;
 #   tag (CRF) and relate (3 methods) training on the GPU; the error for --device cuda without a
-#   visible GPU. QUICK=1: only the training step and the MR run.
+#   visible GPU. QUICK=1: only the training step and the MR run. INFER=1: only inference, on the
+#   GPU and on the host's CPU cores, each vs PyTorch (after an inference change).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results/gpu}"
@@ -26,6 +27,13 @@ step() { echo "== $* ($(date +%T))"; }
 
 step prepare; python3 bench/prepare.py --no-onnx 2>&1 | tail -n1
 J="$OUT/gpu.jsonl"; : > "$J"
+if [ -n "${INFER:-}" ]; then
+  step infer cuda; for t in classify tag; do "$BIN" bench --mode infer --device cuda --model "$B/$t" --texts "$B/texts.json" | tee -a "$J"; done
+  step torch infer cuda; python3 bench/torch_bench.py infer --device cuda 2>/dev/null | grep '"classify"' | tee -a "$J"
+  step infer host cpu; "$BIN" bench --mode infer --model "$B/classify" --texts "$B/texts.json" | tee -a "$OUT/host-cpu.jsonl"
+  step torch infer host cpu; python3 bench/torch_bench.py infer 2>/dev/null | grep '"classify"' | tee -a "$OUT/host-cpu.jsonl"
+  step done; exit 0
+fi
 step train step cuda; "$BIN" bench --mode train --device cuda --model "$M" --train "$B/train.tsv" --repeat 20 --warmup 3 | tee -a "$J"
 step torch train step cuda; python3 bench/torch_bench.py train --device cuda --repeat 20 --warmup 3 2>/dev/null | tee -a "$J"
 if [ -n "${QUICK:-}" ]; then
