@@ -46,7 +46,8 @@ out.append(f"Run `{run.name}` on {meta}. Medians of repeated runs (p10–p90 in 
 SHAPES = [(1, 16), (1, 128), (1, 512), (8, 128)]
 OURS_WASM, TJS = "bert-tasks wasm", "transformers.js wasm (onnxruntime-web)"
 for fname, title in (("browser", "headless Chromium"), ("node", "Node")):
-    rs = rows(fname)
+    flagged = [r for r in rows(fname) if r.get("node_flags")]
+    rs = [r for r in rows(fname) if not r.get("node_flags")]
     if not rs:
         continue
     host = rs[0]["host"]
@@ -73,6 +74,14 @@ for fname, title in (("browser", "headless Chromium"), ("node", "Node")):
         out.append("\nFirst call (cold: before V8 has optimised the module; the rows above are warm), classify 1×16: " +
                    ", ".join(f"{'bert-tasks' if r['engine'] == OURS_WASM else 'transformers.js'} {r['threads']} thread{'s' if r['threads'] > 1 else ''} {ms(r['first_ms'])} ms"
                              for r in first if r["task"] == "classify") + ".")
+    if flagged:
+        cells = []
+        for r in flagged:
+            p = pick(rs, engine=TJS, task=r["task"], batch=r["batch"], tokens=r["tokens"], threads=r["threads"])
+            if (r["batch"], r["tokens"]) == (1, 128) and p:
+                cells.append(f"{r['task']} 1×128, {r['threads']} thread{'s' if r['threads'] > 1 else ''} ({r.get('build')}): "
+                             f"{ms(r['median_ms'])} ms, {r['median_ms'] / p['median_ms']:.2f} × transformers.js")
+        out.append(f"\nWith `{flagged[0]['node_flags']}` (relaxed SIMD, on by default from Node 22), ours: " + "; ".join(cells) + ".")
     nat = [r for r in rs if r["engine"].startswith("transformers.js onnxruntime-node")]
     if nat:
         out.append(f"\nFor scale, transformers.js's Node default (onnxruntime-node, native, {nat[0]['threads']} threads): " +

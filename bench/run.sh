@@ -38,6 +38,12 @@ for task in classify tag; do
     node bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" >> "$OUT/node.jsonl"
   done
   node bench/js/node-bench.mjs tjs-node "$task" "$ALL" "$REPEAT" >> "$OUT/node.jsonl"
+  # Node 20 has relaxed SIMD only behind a flag (default from Node 22): ours with it, for the record.
+  if node --experimental-wasm-relaxed-simd -e 0 2>/dev/null; then
+    for t in 1 "$ALL"; do
+      node --experimental-wasm-relaxed-simd bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" >> "$OUT/node.jsonl"
+    done
+  fi
 done
 
 echo "[bench] wasm in headless Chromium"

@@ -11,9 +11,11 @@ const cache = join(process.env.BERT_TASKS_CACHE ?? join(homedir(), ".cache/bert-
 const threads = Number(threadArg ?? 1);
 const texts = JSON.parse(await readFile(join(cache, "texts.json"), "utf8"));
 let run;
+let build;
 if (engine === "ours") {
-  const { fromBytes, init } = await import("../../pkg/node.js");
+  const { fromBytes, init, buildName } = await import("../../pkg/node.js");
   await init({ threads });
+  build = buildName();
   run = await oursLoader(fromBytes, async (p) => new Uint8Array(await readFile(join(cache, p))), task);
 } else {
   const tjs = await import("@huggingface/transformers");
@@ -27,5 +29,5 @@ if (engine === "ours") {
 }
 for (const row of await runShapes(run, texts, { repeat: Number(repeatArg ?? 20) })) {
   const name = { ours: "bert-tasks wasm", tjs: "transformers.js wasm (onnxruntime-web)", "tjs-node": "transformers.js onnxruntime-node (native)" }[engine];
-  console.log(JSON.stringify({ engine: name, host: `Node ${process.version}`, task, threads, cpus: cpus().length, ...row }));
+  console.log(JSON.stringify({ engine: name, host: `Node ${process.version}`, task, threads, cpus: cpus().length, build, node_flags: process.execArgv.join(" ") || undefined, ...row }));
 }

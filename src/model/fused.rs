@@ -37,7 +37,6 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R
 
 /// All of the pool's threads for a matmul big enough to split; gemm itself decides how many
 /// pieces a given size is worth.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
         0 | 1 => Parallelism::None,
@@ -84,22 +83,43 @@ unsafe fn matmul_abt(
     c: *mut f32, ldc: usize,
     alpha: f32, accumulate: bool, parallel: bool,
 ) {
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    {
-        use super::relaxed_gemm;
-        let threads = if parallel { rayon::current_num_threads() } else { 1 };
-        if threads <= 1 || m * n * k < 1 << 16 {
-            return relaxed_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate);
-        }
-        // Column strips, one per thread (a multiple of the kernel's 3 columns): disjoint writes.
+    // Native: gemm splits the work over the pool itself. Wasm: one column strip per thread
+    // (a multiple of the relaxed kernel's 3 columns; disjoint writes), each a single-threaded
+    // matmul — gemm's own fine-grained split wakes the pool many times per product, and waking
+    // a worker on wasm (atomic wait/notify) is slow: Node, 1×128 on 2 threads, 103 → 65–73 ms.
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    if cfg!(target_arch = "wasm32") && threads > 1 && m * n * k >= 1 << 16 {
         let strip = n.div_ceil(threads).div_ceil(3) * 3;
         let (a, b, c) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
         (0..n.div_ceil(strip)).into_par_iter().for_each(|s| {
             let (a, b, c) = (a, b, c);
             let j = s * strip;
             let w = strip.min(n - j);
-            relaxed_gemm::matmul_abt(m, w, k, a.0, lda, b.0.add(j * ldb), ldb, c.0.add(j), ldc, alpha, accumulate);
+            matmul_abt_single(m, w, k, a.0, lda, b.0.add(j * ldb), ldb, c.0.add(j), ldc, alpha, accumulate, Parallelism::None);
         });
+    } else {
+        let split = if parallel && !cfg!(target_arch = "wasm32") { parallelism() } else { Parallelism::None };
+        matmul_abt_single(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate, split);
+    }
+}
+
+/// [`matmul_abt`] on the calling thread (or, natively, split by gemm as `split` says): the
+/// relaxed-SIMD kernel where the build has it, gemm otherwise.
+///
+/// # Safety
+/// As [`matmul_abt`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_abt_single(
+    m: usize, n: usize, k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32, accumulate: bool, split: Parallelism,
+) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        let _ = split;
+        super::relaxed_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate)
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
     gemm(
@@ -109,7 +129,7 @@ unsafe fn matmul_abt(
         // rhs[p][j] = b[j][p]
         b, ldb as isize, 1,
         1.0, alpha, false, false, false,
-        if parallel { parallelism() } else { Parallelism::None },
+        split,
     )
 }
 
