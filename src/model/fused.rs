@@ -8,7 +8,8 @@
 //! straight out of the linear layers' `[b, t, hidden]` output through strides, computes its
 //! `[t, t]` scores into a per-thread buffer, applies scale, mask and softmax in one pass, and writes
 //! its slice of the `[b, t, hidden]` result: no transposes, heads in parallel (rayon; the wasm
-//! thread pool in the threaded build), the matmuls through `gemm` like candle's.
+//! thread pool in the threaded builds). The matmuls go through `gemm` like candle's, or through
+//! the relaxed-SIMD kernel (src/model/relaxed_gemm.rs) in the wasm builds that have it.
 //!
 //! f32 CPU tensors only; callers fall back to candle's ops otherwise and in training (these have
 //! no gradient). Parity with candle's ops is tested below and against PyTorch in

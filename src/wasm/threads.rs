@@ -9,8 +9,9 @@
 //! 2. The thread that owns the model calls [`build_thread_pool`]: rayon's spawn handler queues its
 //!    N `ThreadBuilder`s, the waiting workers take one each and run rayon's loop from then on.
 //!
-//! The kernels then split work as natively: gemm's `Parallelism::Rayon` and the per-head
-//! attention in src/model/fused.rs (candle's own matmul stays single-threaded on wasm32).
+//! The kernels in src/model/fused.rs then split work over the pool: each matmul into one column
+//! strip per thread, attention one head per task (candle's own matmul stays single-threaded on
+//! wasm32).
 //!
 //! Every model call runs *on* a pool thread ([`in_pool`]) while the calling thread sleeps: with
 //! the caller outside the pool, the serial parts of the encoder would run on an (N+1)-th thread
