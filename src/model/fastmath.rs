@@ -1,7 +1,7 @@
 //! Inference kernels for the two element-wise functions that dominate after the matmuls
-//! (`perf`, 1 × 512: scalar `expf` 13 %, scalar `erff` 10 %): softmax over the last dimension
-//! and exact (erf) GELU, written as branch-free polynomials that the compiler vectorises (AVX on
-//! x86, simd128 on wasm32). Accurate to a few f32 ulps, so parity with PyTorch holds (tests
+//! (`perf`, 1 × 512: scalar `expf` 13 %, scalar `erff` 10 %): softmax over a row (used by the
+//! fused attention, src/model/fused.rs) and exact (erf) GELU, written as branch-free polynomials
+//! that the compiler vectorises (AVX on x86, simd128 on wasm32). Accurate to a few f32 ulps, so parity with PyTorch holds (tests
 //! below and tests/encoder_parity.rs). CPU + f32 only; anything else takes candle's kernels.
 //! Training keeps candle's differentiable ops.
 
@@ -42,27 +42,12 @@ fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-struct Softmax;
 struct Gelu;
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("{name}: needs a contiguous f32 tensor"),
-    }
-}
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "fast-softmax"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s, l, self.name())?;
-        let dim = l.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = x.to_vec();
-        out.par_chunks_mut(dim).for_each(softmax_in_place);
-        Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
@@ -122,11 +107,6 @@ macro_rules! wide_simd {
 }
 
 wide_simd! {
-    /// `row ← softmax(row)`.
-    pub fn softmax_in_place(row: &mut [f32]) => softmax_body
-}
-
-wide_simd! {
     /// `row ← softmax(row + bias)`.
     pub fn softmax_with_bias(row: &mut [f32], bias: &[f32]) => softmax_with_bias_body
 }
@@ -175,15 +155,6 @@ fn fast_path(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.is_contiguous()
 }
 
-/// Softmax over the last dimension (inference).
-pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    if fast_path(x) {
-        x.apply_op1_no_bwd(&Softmax)
-    } else {
-        candle_nn::ops::softmax_last_dim(x)
-    }
-}
-
 /// Exact (erf) GELU (inference).
 pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
     if fast_path(x) {
@@ -216,8 +187,13 @@ mod tests {
     #[test]
     fn kernels_equal_candles() {
         let x = Tensor::randn(0f32, 3f32, (3, 5, 37), &Device::Cpu).unwrap();
+        let bias = Tensor::randn(0f32, 3f32, 37, &Device::Cpu).unwrap();
+        let (xs, bs) = (x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), bias.to_vec1::<f32>().unwrap());
+        let mut rows = xs.clone();
+        rows.chunks_mut(37).for_each(|row| softmax_with_bias(row, &bs));
+        let softmax = Tensor::from_vec(rows, x.shape(), &Device::Cpu).unwrap();
         let pairs = [
-            (softmax_last_dim(&x).unwrap(), candle_nn::ops::softmax_last_dim(&x).unwrap()),
+            (softmax, candle_nn::ops::softmax_last_dim(&x.broadcast_add(&bias).unwrap()).unwrap()),
             (gelu_erf(&x).unwrap(), x.gelu_erf().unwrap()),
         ];
         for (a, b) in pairs {

@@ -118,10 +118,10 @@ impl LayerNorm {
 /// Softmax over the last dimension; differentiable when asked.
 pub fn softmax_last_dim(x: &Tensor, differentiable: bool) -> Result<Tensor> {
     let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
-    if !differentiable {
-        return Ok(super::fastmath::softmax_last_dim(&x)?);
-    }
     let y = candle_nn::ops::softmax_last_dim(&x.detach())?;
+    if !differentiable {
+        return Ok(y);
+    }
     attach(&x, y, WithGradient::Softmax)
 }
 
