@@ -2,12 +2,11 @@
 // (a threaded build on worker_threads; no isolation headers needed in Node).
 import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import * as single from "./bert_tasks.js";
 import { Model, buildName, threadCount, useGlue } from "./index.js";
-import { startThreads } from "./threads.js";
-import { VARIANTS, pickVariant } from "./variants.js";
+import { autoThreads } from "./threads.js";
+import { startBestVariant } from "./variants.js";
 
 export { Model, buildName, threadCount };
 export const initSync = single.initSync;
@@ -17,24 +16,17 @@ let initialised = false;
 /**
  * Instantiates the wasm module once. `threads`: "auto" (default: os.availableParallelism()) or a
  * number; 1 runs a single-threaded build. Where Node has relaxed SIMD (Node ≥ 22) the build with
- * the fused multiply-add kernel runs. A build that cannot start falls back to the baseline and a
- * warning says why.
+ * the fused multiply-add kernel runs. A build that cannot start falls back to the next, as in
+ * the browser (a warning says why).
  */
 export async function init({ threads = "auto" } = {}) {
   if (initialised) return;
-  const n = threads === "auto" ? availableParallelism() : Number(threads);
-  const name = pickVariant(n);
-  if (name) {
-    try {
-      const glue = await VARIANTS[name].glue();
-      glue.initSync({ module: readFileSync(VARIANTS[name].wasm) });
-      if (name.startsWith("threads")) await startThreads(glue, name, n);
-      useGlue(glue, name);
-      initialised = true;
-      return;
-    } catch (e) {
-      console.warn(`bert-tasks: the ${name} build did not start (${e?.message ?? e}); running the baseline`);
-    }
+  const n = threads === "auto" ? await autoThreads() : Number(threads);
+  const started = await startBestVariant(n, (glue, wasm) => glue.initSync({ module: readFileSync(wasm) }));
+  if (started) {
+    useGlue(started.glue, started.name);
+    initialised = true;
+    return;
   }
   ensureInitSync();
 }

@@ -5,6 +5,7 @@
 //   ./threads/bert_tasks.js            + threads (shared memory, a pool of workers)
 //   ./threads-relaxed/bert_tasks.js    both
 // Imports are spelled out (not computed) so that bundlers can see them.
+import { startThreads } from "./threads.js";
 
 export const VARIANTS = {
   relaxed: { glue: () => import("./relaxed/bert_tasks.js"), wasm: new URL("./relaxed/bert_tasks_bg.wasm", import.meta.url) },
@@ -35,4 +36,27 @@ export function pickVariant(threads) {
   const relaxed = hasRelaxedSimd();
   if (threads > 1) return relaxed ? "threads-relaxed" : "threads";
   return relaxed ? "relaxed" : null;
+}
+
+// If a build fails to start, these are tried next (the baseline always comes last).
+const FALLBACK = { "threads-relaxed": ["threads-relaxed", "relaxed"], threads: ["threads"], relaxed: ["relaxed"] };
+
+/**
+ * Starts the best build for `threads` that this engine runs (a warning names each one that
+ * fails), with `instantiate(glue, wasmUrl)` instantiating a build's glue (browser: fetch; Node:
+ * from the file) and, for a threaded build, its pool. Resolves to `{ glue, name, exports }`, or
+ * null when the baseline should run.
+ */
+export async function startBestVariant(threads, instantiate) {
+  for (const name of FALLBACK[pickVariant(threads)] ?? []) {
+    try {
+      const glue = await VARIANTS[name].glue();
+      const exports = await instantiate(glue, VARIANTS[name].wasm);
+      if (name.startsWith("threads")) await startThreads(glue, name, threads);
+      return { glue, name, exports };
+    } catch (e) {
+      console.warn(`bert-tasks: the ${name} build did not start (${e?.message ?? e}); trying the next`);
+    }
+  }
+  return null;
 }
