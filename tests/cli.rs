@@ -22,6 +22,31 @@ fn help_lists_the_commands() {
     }
 }
 
+/// `--threads N` sizes both pools the binary computes on: candle's (what its kernels and gemm
+/// calls ask for) and rayon's global pool (our fused kernels).
+#[test]
+fn threads_option_sizes_every_pool() {
+    let dir = pytorch_checkpoint("all-minilm-l6-v2-classify", "all-minilm-l6-v2", None);
+    let texts = dir.0.join("texts.json");
+    std::fs::write(&texts, r#"{"4": "hello world"}"#).unwrap();
+    for n in [1usize, 3] {
+        let out = bin()
+            .args(["--threads", &n.to_string(), "bench", "--mode", "infer", "--shapes", "1x4", "--repeat", "1", "--warmup", "0", "--model"])
+            .arg(&dir.0)
+            .arg("--texts")
+            .arg(&texts)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(row["threads"], n, "{row}");
+        assert_eq!(row["pool_threads"], n, "{row}");
+    }
+    let out = bin().args(["--threads", "0", "embed", "--model"]).arg(&dir.0).arg("x").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads must be at least 1"));
+}
+
 #[test]
 fn predict_reads_json_lines_and_prints_one_object_per_line() {
     let dir = pytorch_checkpoint("m3e-small-tag-bio", "m3e-small", Some(json!({"task": "tag", "decoder": "crf", "scheme": "BIO"})));

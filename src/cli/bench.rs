@@ -47,6 +47,7 @@ fn summary(mut ms: Vec<f64>) -> serde_json::Value {
     serde_json::json!({ "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "runs": ms.len() })
 }
 
+/// Threads candle's kernels use; `--threads` also sizes rayon's pool (reported as `pool_threads`).
 fn threads() -> usize {
     candle_core::utils::get_num_threads()
 }
@@ -104,6 +105,7 @@ fn infer(a: &Args, device: &Device) -> Result<()> {
         row["batch"] = b.into();
         row["tokens"] = t.into();
         row["threads"] = threads().into();
+        row["pool_threads"] = rayon::current_num_threads().into();
         row["device"] = a.device.clone().into();
         println!("{row}");
     }
@@ -121,7 +123,7 @@ fn train(a: &Args) -> Result<()> {
         warmup: 0.0,
         save_every: 0,
         device: a.device.clone(),
-        ..TrainConfig::new("classify", a.model.clone(), data, out.clone())
+        ..TrainConfig::new(crate::train::Task::Classify, a.model.clone(), data, out.clone())
     };
     let mut trainer = Trainer::new(cfg, false)?;
     let times = trainer.time_steps(a.warmup + a.repeat)?;
@@ -136,6 +138,7 @@ fn train(a: &Args) -> Result<()> {
     row["batch"] = a.batch_size.into();
     row["tokens"] = a.max_len.into();
     row["threads"] = threads().into();
+    row["pool_threads"] = rayon::current_num_threads().into();
     row["device"] = a.device.clone().into();
     println!("{row}");
     Ok(())

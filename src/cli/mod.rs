@@ -15,6 +15,10 @@ use crate::Result;
 #[derive(Parser)]
 #[command(name = "bert-tasks", version, about = "Fine-tune BERT for classify / tag / relate and run it natively or in the browser")]
 struct Cli {
+    /// Threads for every pool the binary uses (candle's kernels, gemm, our fused kernels);
+    /// default: all cores. Lets two jobs share a machine without oversubscribing it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,7 +42,11 @@ enum Command {
 }
 
 pub fn run() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        set_threads(n)?;
+    }
+    match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Predict(a) => predict::run(a),
@@ -47,4 +55,22 @@ pub fn run() -> Result<()> {
         Command::Export(a) => export::run(a),
         Command::Bench(a) => bench::run(a),
     }
+}
+
+/// Sizes the one thread pool every kernel runs on. candle's CPU kernels and the gemm calls it
+/// makes ask `candle_core::utils::get_num_threads()`, which reads `RAYON_NUM_THREADS`; our fused
+/// kernels and gemm's own parallel loops run on rayon's global pool. Setting both, before any
+/// pool exists, makes `--threads N` hold for all of them.
+fn set_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(crate::Error::Input("--threads must be at least 1".into()));
+    }
+    // Called first thing in main, before any other thread exists (set_var is then sound).
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| crate::Error::Input(format!("--threads {n}: {e}")))?;
+    debug_assert_eq!(candle_core::utils::get_num_threads(), n);
+    Ok(())
 }

@@ -87,6 +87,10 @@ pub struct Args {
     /// `cpu` or `cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Length bucketing: sort each window of this many batches by length so that short
+    /// sentences are not padded to long ones (0 or 1: off).
+    #[arg(long, default_value_t = 50)]
+    bucket_window: usize,
     /// Stop after N steps (to test interruption and --resume).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -96,7 +100,7 @@ pub struct Args {
 fn config(a: Args) -> Result<(TrainConfig, bool)> {
     let resume = a.resume;
     let cfg = TrainConfig {
-        task: a.task,
+        task: a.task.parse()?,
         base: a.model,
         train: a.train,
         dev: a.dev,
@@ -132,6 +136,7 @@ fn config(a: Args) -> Result<(TrainConfig, bool)> {
         limit_train: a.limit_train,
         limit_dev: a.limit_dev,
         device: a.device,
+        bucket_window: a.bucket_window,
         stop_after: a.stop_after,
     };
     Ok((cfg, resume))
@@ -167,7 +172,7 @@ mod tests {
     fn cli_defaults_equal_train_config_new() {
         let a = Cli::parse_from(["x", "--task", "tag", "--model", "m", "--train", "t", "--out", "o"]).args;
         let (from_cli, _) = super::config(a).unwrap();
-        let new = crate::train::TrainConfig::new("tag", "m".into(), "t".into(), "o".into());
+        let new = crate::train::TrainConfig::new(crate::train::Task::Tag, "m".into(), "t".into(), "o".into());
         assert_eq!(serde_json::to_value(&from_cli).unwrap(), serde_json::to_value(&new).unwrap());
     }
 }

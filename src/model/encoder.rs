@@ -192,8 +192,7 @@ impl BertLayer {
         let x = self.attention_output.forward(&attended, x, train)?;
         let inner = forward_linear(&self.intermediate, &x, train)?;
         let inner = match self.activation {
-            HiddenAct::Gelu if train.is_none() => super::fastmath::gelu_erf(&inner)?,
-            HiddenAct::Gelu => inner.gelu_erf()?,
+            HiddenAct::Gelu => super::norm::gelu_erf(&inner, train.is_some())?,
             HiddenAct::GeluTanh => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,
             HiddenAct::Silu => inner.silu()?,

@@ -3,7 +3,8 @@
 //! fused attention, src/model/fused.rs) and exact (erf) GELU, written as branch-free polynomials
 //! that the compiler vectorises (AVX on x86, simd128 on wasm32). Accurate to a few f32 ulps, so parity with PyTorch holds (tests
 //! below and tests/encoder_parity.rs). CPU + f32 only; anything else takes candle's kernels.
-//! Training keeps candle's differentiable ops.
+//! The backward kernels of training's fused ops (GELU, softmax, LayerNorm; wired up in
+//! src/model/norm.rs) live here too, with the same vectorised exp/erf.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -42,9 +43,9 @@ fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-struct Gelu;
+pub(crate) struct Gelu;
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("{name}: needs a contiguous f32 tensor"),
@@ -83,6 +84,20 @@ pub fn sum(x: &[f32]) -> f32 {
     tail.iter().chain(&acc).sum()
 }
 
+/// Dot product, in `LANES` interleaved partial sums.
+#[inline(always)]
+pub fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let tail: f32 = cx.remainder().iter().zip(cy.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in cx.zip(cy) {
+        for ((s, &u), &v) in acc.iter_mut().zip(a).zip(b) {
+            *s += u * v;
+        }
+    }
+    tail + acc.iter().sum::<f32>()
+}
+
 /// `pub fn $name(args)` that runs `$body` compiled for AVX2 when the CPU has it. x86-64 builds
 /// target the SSE2 baseline (4 lanes); with AVX2 the same loops vectorise 8 wide. Floating-point
 /// results are identical either way (no FMA contraction: Rust does not fuse `a * b + c`).
@@ -114,6 +129,54 @@ wide_simd! {
 wide_simd! {
     /// `out[i] = GELU(x[i])` (exact, erf form).
     pub fn gelu_slice(out: &mut [f32], x: &[f32]) => gelu_body
+}
+
+wide_simd! {
+    /// `dx[i] = g[i] · GELU'(x[i])`, GELU'(x) = Φ(x) + x·φ(x) (exact, erf form).
+    pub fn gelu_backward_slice(dx: &mut [f32], x: &[f32], g: &[f32]) => gelu_backward_body
+}
+
+wide_simd! {
+    /// Softmax backward over one row: `dx = y ⊙ (g − Σ g ⊙ y)`.
+    pub fn softmax_backward_row(dx: &mut [f32], y: &[f32], g: &[f32]) => softmax_backward_body
+}
+
+wide_simd! {
+    /// Backward of `y = (x − μ) / σ` over one row (σ from `x` and `eps`):
+    /// `dx = (g − mean(g) − y ⊙ mean(g ⊙ y)) / σ`.
+    pub fn normalise_backward_row(dx: &mut [f32], x: &[f32], y: &[f32], g: &[f32], eps: f32) => normalise_backward_body
+}
+
+#[inline(always)]
+fn gelu_backward_body(dx: &mut [f32], x: &[f32], g: &[f32]) {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    for ((d, &v), &gv) in dx.iter_mut().zip(x).zip(g) {
+        let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * v * v);
+        *d = gv * (cdf + v * pdf);
+    }
+}
+
+#[inline(always)]
+fn softmax_backward_body(dx: &mut [f32], y: &[f32], g: &[f32]) {
+    let d = dot(g, y);
+    for ((o, &yv), &gv) in dx.iter_mut().zip(y).zip(g) {
+        *o = yv * (gv - d);
+    }
+}
+
+#[inline(always)]
+fn normalise_backward_body(dx: &mut [f32], x: &[f32], y: &[f32], g: &[f32], eps: f32) {
+    let n = x.len() as f32;
+    let mean = sum(x) / n;
+    // Two passes (centre, then square) as candle's kernel does: no cancellation for large means.
+    dx.iter_mut().zip(x).for_each(|(d, &v)| *d = v - mean);
+    let var = dot(dx, dx) / n;
+    let rstd = 1.0 / (var + eps).sqrt();
+    let (mg, mgy) = (sum(g) / n, dot(g, y) / n);
+    for ((d, &yv), &gv) in dx.iter_mut().zip(y).zip(g) {
+        *d = (gv - mg - yv * mgy) * rstd;
+    }
 }
 
 /// Three vectorisable passes: max, exp, scale.

@@ -1,14 +1,19 @@
-//! Layer normalisation and softmax that train.
+//! Layer normalisation, softmax and GELU that train.
 //!
 //! candle-nn's fused `layer_norm` and `softmax_last_dim` kernels are fast but have no backward
 //! pass: gradients stop at them without an error, which silently freezes everything below the
 //! first LayerNorm. Training therefore runs the same fused kernels and attaches the analytic
 //! gradient with a custom op ([`WithGradient`]): one fused pass forward and a few tensor ops
 //! backward, instead of differentiating a chain of primitive ops (which cost ~2x the step).
+//! On the CPU the backward itself is one fused, row-parallel pass per op as well
+//! ([`fastmath`]'s `*_backward` kernels): each candle op in a chain allocates and sweeps the
+//! whole tensor, and GELU's derivative alone was a dozen of them.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
+use super::fastmath::{self, contiguous_f32};
 use crate::Result;
 
 /// `apply_op2(x, y)` returns `y` (the fused kernel's output for `x`, contiguous) and, in
@@ -20,6 +25,8 @@ enum WithGradient {
     /// `y = (x − μ) / σ` over the last dimension (no affine part):
     /// `dx = (g − mean(g) − y ⊙ mean(g ⊙ y)) / σ`.
     Normalise { eps: f64 },
+    /// `y = GELU(x)` (erf form): `dx = g ⊙ (Φ(x) + x φ(x))`.
+    Gelu,
 }
 
 impl CustomOp2 for WithGradient {
@@ -27,6 +34,7 @@ impl CustomOp2 for WithGradient {
         match self {
             WithGradient::Softmax => "softmax-with-gradient",
             WithGradient::Normalise { .. } => "normalise-with-gradient",
+            WithGradient::Gelu => "gelu-with-gradient",
         }
     }
 
@@ -48,6 +56,15 @@ impl CustomOp2 for WithGradient {
     }
 
     fn bwd(&self, x: &Tensor, _: &Tensor, y: &Tensor, g: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if g.device().is_cpu() && g.dtype() == DType::F32 {
+            let (x, g) = (x.contiguous()?, g.contiguous()?);
+            let dx = match *self {
+                WithGradient::Softmax => y.apply_op2_no_bwd(&g, &SoftmaxBackward)?,
+                WithGradient::Normalise { eps } => x.apply_op3_no_bwd(y, &g, &NormaliseBackward { eps: eps as f32 })?,
+                WithGradient::Gelu => x.apply_op2_no_bwd(&g, &GeluBackward)?,
+            };
+            return Ok((Some(dx), None));
+        }
         let dx = match *self {
             WithGradient::Softmax => {
                 let dot = (g * y)?.sum_keepdim(D::Minus1)?;
@@ -60,8 +77,83 @@ impl CustomOp2 for WithGradient {
                 let inner = g.broadcast_sub(&g.mean_keepdim(D::Minus1)?)?.sub(&y.broadcast_mul(&gy)?)?;
                 inner.broadcast_mul(&rstd)?
             }
+            WithGradient::Gelu => {
+                let cdf = ((x / 2f64.sqrt())?.erf()? + 1.0)? * 0.5;
+                let pdf = ((x.sqr()? * -0.5)?.exp()? * 0.398_942_280_401_432_7)?;
+                (g * (cdf? + (x * pdf)?)?)?
+            }
         };
         Ok((Some(dx), None))
+    }
+}
+
+/// The CPU backward kernels: row-parallel over the last dimension (GELU: element-wise).
+struct SoftmaxBackward;
+struct NormaliseBackward {
+    eps: f32,
+}
+struct GeluBackward;
+
+/// Rows of the last dimension handed to one rayon task at least (attention rows are short).
+const MIN_ROWS: usize = 16;
+
+fn last_dim(l: &Layout) -> usize {
+    l.dims().last().copied().unwrap_or(1).max(1)
+}
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "softmax-backward"
+    }
+
+    fn cpu_fwd(&self, ys: &CpuStorage, ly: &Layout, gs: &CpuStorage, lg: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, g) = (contiguous_f32(ys, ly, self.name())?, contiguous_f32(gs, lg, self.name())?);
+        let n = last_dim(ly);
+        let mut dx = vec![0f32; y.len()];
+        dx.par_chunks_mut(n).zip(y.par_chunks(n)).zip(g.par_chunks(n)).with_min_len(MIN_ROWS).for_each(|((d, y), g)| {
+            fastmath::softmax_backward_row(d, y, g);
+        });
+        Ok((CpuStorage::F32(dx), ly.shape().clone()))
+    }
+}
+
+impl CustomOp3 for NormaliseBackward {
+    fn name(&self) -> &'static str {
+        "normalise-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        lx: &Layout,
+        ys: &CpuStorage,
+        ly: &Layout,
+        gs: &CpuStorage,
+        lg: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(xs, lx, self.name())?;
+        let (y, g) = (contiguous_f32(ys, ly, self.name())?, contiguous_f32(gs, lg, self.name())?);
+        let n = last_dim(lx);
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(n).zip(x.par_chunks(n)).zip(y.par_chunks(n).zip(g.par_chunks(n))).with_min_len(MIN_ROWS).for_each(
+            |((d, x), (y, g))| fastmath::normalise_backward_row(d, x, y, g, self.eps),
+        );
+        Ok((CpuStorage::F32(dx), lx.shape().clone()))
+    }
+}
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "gelu-backward"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, lx: &Layout, gs: &CpuStorage, lg: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, g) = (contiguous_f32(xs, lx, self.name())?, contiguous_f32(gs, lg, self.name())?);
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(4096).zip(x.par_chunks(4096)).zip(g.par_chunks(4096)).for_each(|((d, x), g)| {
+            fastmath::gelu_backward_slice(d, x, g);
+        });
+        Ok((CpuStorage::F32(dx), lx.shape().clone()))
     }
 }
 
@@ -125,6 +217,20 @@ pub fn softmax_last_dim(x: &Tensor, differentiable: bool) -> Result<Tensor> {
     attach(&x, y, WithGradient::Softmax)
 }
 
+/// Exact (erf) GELU; differentiable when asked. On the CPU both directions are one fused
+/// parallel pass (forward: the inference kernel; backward: [`GeluBackward`]).
+pub fn gelu_erf(x: &Tensor, differentiable: bool) -> Result<Tensor> {
+    if !(x.device().is_cpu() && x.dtype() == DType::F32) {
+        return Ok(x.gelu_erf()?);
+    }
+    let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+    let y = x.detach().apply_op1_no_bwd(&fastmath::Gelu)?;
+    if !differentiable {
+        return Ok(y);
+    }
+    attach(&x, y, WithGradient::Gelu)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,8 +262,9 @@ mod tests {
         }
     }
 
-    /// The attached gradients equal what candle derives from the primitive composition, for
-    /// the input and for LayerNorm's weight and bias, on a [2, 3, 8] batch.
+    /// The attached gradients (the CPU's fused backward kernels) equal what candle derives from
+    /// the primitive composition — LayerNorm → GELU → softmax — for the input and for
+    /// LayerNorm's weight and bias, on a [2, 3, 8] batch.
     #[test]
     fn attached_gradients_equal_primitive_ones() {
         use candle_nn::VarMap;
@@ -172,6 +279,7 @@ mod tests {
         }
         let loss = |fast: bool| {
             let y = if fast { norm.forward(x.as_tensor(), true).unwrap() } else { norm.forward_primitive(x.as_tensor()).unwrap() };
+            let y = if fast { gelu_erf(&(y * 2.0).unwrap(), true).unwrap() } else { (y * 2.0).unwrap().gelu_erf().unwrap() };
             let p = if fast { softmax_last_dim(&y, true).unwrap() } else { candle_nn::ops::softmax(&y, D::Minus1).unwrap() };
             (p * &probe).unwrap().sum_all().unwrap()
         };
@@ -196,6 +304,7 @@ mod tests {
         let w = Tensor::new(&[0.2f32, -0.4, 0.9, 0.1], &Device::Cpu).unwrap();
         let f = |t: &Tensor| -> Tensor {
             let y = ln().forward(&t.unsqueeze(0).unwrap(), true).unwrap();
+            let y = gelu_erf(&(y * 1.5).unwrap(), true).unwrap();
             let p = softmax_last_dim(&y, true).unwrap();
             (p.squeeze(0).unwrap() * &w).unwrap().sum_all().unwrap()
         };
@@ -211,6 +320,17 @@ mod tests {
             let fd = f(&Tensor::new(&down, &Device::Cpu).unwrap()).to_scalar::<f32>().unwrap();
             let numeric = (fu - fd) / (2.0 * h);
             assert!((g[i] - numeric).abs() < 2e-3, "d/dx{i}: {} vs {numeric}", g[i]);
+        }
+        // GELU's backward kernel on its own, across the range where its derivative bends.
+        let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.1).collect();
+        let xv = Var::new(xs.as_slice(), &Device::Cpu).unwrap();
+        let g = gelu_erf(xv.as_tensor(), true).unwrap().sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g.get(xv.as_tensor()).unwrap().to_vec1().unwrap();
+        for (k, &v) in xs.iter().enumerate() {
+            // candle's own GELU in f64 as the reference function.
+            let at = |u: f32| Tensor::new(&[u as f64], &Device::Cpu).unwrap().gelu_erf().unwrap().to_vec1::<f64>().unwrap()[0];
+            let numeric = (at(v + h) - at(v - h)) / (2.0 * h as f64);
+            assert!((g[k] as f64 - numeric).abs() < 1e-3, "GELU'({v}): {} vs {numeric}", g[k]);
         }
         // The fused kernels drop gradients silently, which is why training must not use them.
         let fused = ln().forward(&x.as_tensor().unsqueeze(0).unwrap(), false).unwrap().sum_all().unwrap();

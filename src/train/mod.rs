@@ -1,5 +1,6 @@
 //! Fine-tuning: losses, re-sampling, the optimizer, metrics, checkpoints and the training loop.
 
+pub mod batches;
 pub mod checkpoint;
 pub mod evaluate;
 pub mod loss;
@@ -8,6 +9,8 @@ pub mod optim;
 pub mod prepare;
 pub mod report;
 pub mod sampler;
+pub mod task;
 pub mod trainer;
 
+pub use task::Task;
 pub use trainer::{TrainConfig, TrainSummary, Trainer};

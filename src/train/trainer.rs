@@ -10,27 +10,25 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::batches::{batch_tokens, epoch_batches};
 use super::checkpoint::{atomic_write, write_model, CheckpointDir};
 use super::evaluate::{evaluate_file, Evaluation};
 use super::loss::{inverse_frequency, Loss, LossKind};
 use super::optim::{schedule, AdamW};
-use super::prepare::{classify_input, relate_input, tag_items, tag_label_set, TagItem};
 use super::report::{confusion_svg, curve_svg};
 use super::sampler::{Sampler, Sampling};
+use super::task::{Task, TrainStep};
 use crate::checkpoint::Checkpoint;
-use crate::data::{check_labels, read_classify, read_conll, read_relate};
 use crate::model::heads::{Decoder, RelateMethod, TaskHead};
 use crate::model::{DropoutRng, Pooling};
 use crate::tasks::Model;
-use crate::text::relation::RelationEncoding;
-use crate::text::scheme::{Constraints, Scheme};
-use crate::text::{Batch, Encoded};
+use crate::text::scheme::Scheme;
 use crate::{Error, Result};
 
 /// Everything that defines a training run (saved with each checkpoint; `--resume` reuses it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub task: String,
+    pub task: Task,
     pub base: PathBuf,
     pub train: PathBuf,
     pub dev: Option<PathBuf>,
@@ -60,6 +58,10 @@ pub struct TrainConfig {
     pub limit_train: Option<usize>,
     pub limit_dev: Option<usize>,
     pub device: String,
+    /// Length bucketing: sort each window of this many batches by length (0 or 1: off, the
+    /// sampler's order as is). Absent in checkpoints from before bucketing, which resume unbucketed.
+    #[serde(default)]
+    pub bucket_window: usize,
     /// Stop after this many optimizer steps in this process (testing crash/resume).
     #[serde(skip)]
     pub stop_after: Option<usize>,
@@ -68,9 +70,9 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// A run with the defaults of `bert-tasks train` (a test in `cli::train` keeps the two equal);
     /// callers override fields with struct-update syntax.
-    pub fn new(task: &str, base: PathBuf, train: PathBuf, out: PathBuf) -> Self {
+    pub fn new(task: Task, base: PathBuf, train: PathBuf, out: PathBuf) -> Self {
         TrainConfig {
-            task: task.into(),
+            task,
             base,
             train,
             dev: None,
@@ -98,6 +100,7 @@ impl TrainConfig {
             limit_train: None,
             limit_dev: None,
             device: "cpu".into(),
+            bucket_window: 50,
             stop_after: None,
         }
     }
@@ -121,6 +124,28 @@ pub struct TrainState {
     pub best: Option<(f64, usize)>,
     pub config: TrainConfig,
     pub labels: Vec<String>,
+    /// Real tokens trained on so far, and what the padded batches computed on.
+    #[serde(default)]
+    pub tokens: u64,
+    #[serde(default)]
+    pub padded_tokens: u64,
+}
+
+impl TrainState {
+    fn fresh(cfg: &TrainConfig, labels: &[String]) -> Self {
+        TrainState {
+            global_step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            losses: vec![],
+            evals: vec![],
+            best: None,
+            config: cfg.clone(),
+            labels: labels.to_vec(),
+            tokens: 0,
+            padded_tokens: 0,
+        }
+    }
 }
 
 /// What a finished run returns (also written to `metrics.json`).
@@ -133,42 +158,12 @@ pub struct TrainSummary {
     pub final_eval: Option<serde_json::Value>,
     pub labels: Vec<String>,
     pub examples: usize,
-}
-
-enum Items {
-    Classify(Vec<(Encoded, u32)>),
-    Tag(Vec<TagItem>),
-    Relate(Vec<(RelationEncoding, u32)>),
-}
-
-impl Items {
-    fn len(&self) -> usize {
-        match self {
-            Items::Classify(v) => v.len(),
-            Items::Tag(v) => v.len(),
-            Items::Relate(v) => v.len(),
-        }
-    }
-}
-
-fn sorted_unique<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let set: std::collections::BTreeSet<&str> = it.collect();
-    set.into_iter().map(String::from).collect()
-}
-
-fn task_head(cfg: &TrainConfig) -> Result<TaskHead> {
-    Ok(match cfg.task.as_str() {
-        "classify" => TaskHead::Classify { pooling: cfg.pooling },
-        "tag" => TaskHead::Tag { decoder: cfg.decoder, scheme: cfg.scheme, constrained: cfg.constrained },
-        "relate" => TaskHead::Relate {
-            method: cfg.method,
-            use_cls: false,
-            pooling: cfg.pooling,
-            max_distance: crate::model::heads::relate::default_max_distance(),
-            markers: crate::model::heads::relate::default_markers(),
-        },
-        t => return Err(Error::Input(format!("unknown task {t:?} (classify, tag, relate)"))),
-    })
+    /// Real tokens of all steps of the run ([CLS]/[SEP] included, padding not).
+    pub tokens: u64,
+    /// Tokens the padded batches computed on (tokens / padded_tokens is the useful fraction).
+    pub padded_tokens: u64,
+    /// Real tokens per second of this process's optimizer steps (evaluation excluded).
+    pub tokens_per_second: f64,
 }
 
 /// The model's config.json: the base config plus labels, the head and `architectures` that
@@ -235,13 +230,67 @@ fn parse_weights(spec: &str, counts: &[usize]) -> Result<Vec<f32>> {
     Ok(w)
 }
 
+/// The latest checkpoint of `out` and its state, if there is one.
+fn find_resume(out: &Path) -> Result<Option<Resume>> {
+    let Some(dir) = CheckpointDir::new(out).latest()? else {
+        eprintln!("[train] --resume: no checkpoint in {}, starting fresh", out.display());
+        return Ok(None);
+    };
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
+    Ok(Some(Resume { dir, state }))
+}
+
+/// Fills `varmap` with the trainable parameters: the base encoder under `bert.` (a fresh run;
+/// the head's tensors are created when the model is built), or everything from a checkpoint.
+fn load_parameters(varmap: &VarMap, base: &Checkpoint, resume_from: Option<&Path>, device: &Device) -> Result<()> {
+    let mut data = varmap.data().lock().map_err(|_| Error::Input("var map poisoned".into()))?;
+    let loaded: HashMap<String, Tensor> = match resume_from {
+        Some(dir) => crate::model::Weights::from_dir(dir)?.into_tensors(),
+        None => {
+            let prefix = base.weights.encoder_prefix();
+            let names: Vec<String> = base.weights.names().map(String::from).collect();
+            names
+                .into_iter()
+                .filter_map(|n| {
+                    let t = base.weights.get(&n)?.clone();
+                    match prefix {
+                        Some(p) => n.strip_prefix(&format!("{p}.")).map(|inner| (format!("bert.{inner}"), t)),
+                        None => Some((format!("bert.{n}"), t)),
+                    }
+                })
+                .collect()
+        }
+    };
+    for (name, t) in loaded {
+        if t.dtype().is_float() {
+            data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?.to_device(device)?)?);
+        }
+    }
+    Ok(())
+}
+
+/// AdamW over every trainable tensor in name order (deterministic): group 0 the encoder
+/// (`--lr`), group 1 the head (`--head-lr`).
+fn optimizer(varmap: &VarMap, weight_decay: f64) -> Result<AdamW> {
+    let mut vars: Vec<(String, Var)> = varmap.data().lock().expect("var map").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = vars.into_iter().map(|(n, v)| {
+        let g = usize::from(!n.starts_with("bert."));
+        (n, v, g)
+    });
+    AdamW::new(groups.collect(), weight_decay)
+}
+
+
 pub struct Trainer {
     pub cfg: TrainConfig,
     pub model: Model,
     varmap: VarMap,
     config_json: serde_json::Value,
     tokenizer_bytes: Vec<u8>,
-    items: Items,
+    data: Box<dyn TrainStep>,
     loss: Loss,
     sampler: Sampler,
     opt: AdamW,
@@ -249,202 +298,64 @@ pub struct Trainer {
     device: Device,
 }
 
+/// A saved run to continue: its checkpoint folder and state.
+struct Resume {
+    dir: PathBuf,
+    state: TrainState,
+}
+
 impl Trainer {
     /// Sets up a fresh run, or — when `out/checkpoints/latest` exists and `resume` is set —
     /// continues the run saved there (its saved configuration wins).
     pub fn new(mut cfg: TrainConfig, resume: bool) -> Result<Self> {
-        let ckpts = CheckpointDir::new(&cfg.out);
-        let resume_from = if resume { ckpts.latest()? } else { None };
-        if resume && resume_from.is_none() {
-            eprintln!("[train] --resume: no checkpoint in {}, starting fresh", cfg.out.display());
+        let resumed = if resume { find_resume(&cfg.out)? } else { None };
+        if let Some(r) = &resumed {
+            let stop_after = cfg.stop_after;
+            cfg = r.state.config.clone();
+            cfg.stop_after = stop_after;
         }
-        let saved_state: Option<TrainState> = match &resume_from {
-            Some(dir) => {
-                let p = dir.join("state.json");
-                let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-                let st: TrainState = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
-                let stop_after = cfg.stop_after;
-                cfg = st.config.clone();
-                cfg.stop_after = stop_after;
-                Some(st)
-            }
-            None => None,
-        };
         if cfg.batch_size == 0 || cfg.max_len < 8 || cfg.epochs == 0 {
             return Err(Error::Input("batch size and epochs must be positive and max-len at least 8".into()));
         }
         let device = crate::device::select(&cfg.device)?;
         let base = Checkpoint::load(&cfg.base)?;
-        let max_len = cfg.max_len.min(base.config.max_position_embeddings);
-        cfg.max_len = max_len;
+        cfg.max_len = cfg.max_len.min(base.config.max_position_embeddings);
 
-        // Labels and the head.
-        let mut head = task_head(&cfg)?;
-        let (labels, train_data) = match cfg.task.as_str() {
-            // Labels come from the whole training file: --limit-train picks a subset of the
-            // examples, not of the label set.
-            "classify" => {
-                let mut d = read_classify(&cfg.train)?;
-                let labels = sorted_unique(d.iter().map(|e| e.label.as_str()));
-                d.truncate(cfg.limit_train.unwrap_or(d.len()));
-                (labels, Raw::Classify(d))
-            }
-            "relate" => {
-                let mut d = read_relate(&cfg.train)?;
-                let labels = sorted_unique(d.iter().map(|e| e.label.as_str()));
-                d.truncate(cfg.limit_train.unwrap_or(d.len()));
-                (labels, Raw::Relate(d))
-            }
-            _ => {
-                let mut d = read_conll(&cfg.train)?;
-                let all: Vec<String> = d.iter().flat_map(|e| e.tags.iter().cloned()).collect();
-                d.truncate(cfg.limit_train.unwrap_or(d.len()));
-                let scheme = cfg.scheme.unwrap_or_else(|| Scheme::infer(&sorted_unique(all.iter().map(String::as_str))));
-                cfg.scheme = Some(scheme);
-                head = task_head(&cfg)?;
-                for ex in &d {
-                    for (k, t) in ex.tags.iter().enumerate() {
-                        scheme.parse(t).map_err(|_| {
-                            Error::Input(format!("{}:{}: tag {t:?} is not a {scheme:?} tag", cfg.train.display(), ex.line + k))
-                        })?;
-                    }
-                }
-                // Labels from train and dev together: a tag rare enough to be missing from a
-                // training subset still gets an output row (it is then simply never predicted).
-                let mut all = all;
-                if let Some(dev) = &cfg.dev {
-                    for ex in read_conll(dev)? {
-                        for (k, t) in ex.tags.iter().enumerate() {
-                            scheme.parse(t).map_err(|_| {
-                                Error::Input(format!("{}:{}: tag {t:?} is not a {scheme:?} tag", dev.display(), ex.line + k))
-                            })?;
-                        }
-                        all.extend(ex.tags);
-                    }
-                }
-                let labels = tag_label_set(scheme, all.into_iter())?;
-                let cons = Constraints::new(scheme, &labels)?;
-                for ex in &d {
-                    let path: Vec<usize> = ex.tags.iter().map(|t| labels.iter().position(|l| l == t).unwrap_or(0)).collect();
-                    if !cons.is_valid(&path) {
-                        return Err(Error::Input(format!(
-                            "{}:{}: the tag sequence {} is invalid under {scheme:?}",
-                            cfg.train.display(),
-                            ex.line,
-                            ex.tags.join(" ")
-                        )));
-                    }
-                }
-                (labels, Raw::Tag(d))
-            }
-        };
-        let labels = match &saved_state {
-            Some(st) => st.labels.clone(),
-            None => labels,
-        };
-        if labels.len() < 2 && cfg.task != "tag" {
-            return Err(Error::Input(format!("{}: needs at least two labels, found {labels:?}", cfg.train.display())));
+        // The task's data fixes the labels (a resumed run keeps its own) and the head.
+        let data = cfg.task.read(&cfg)?;
+        let labels = resumed.as_ref().map_or_else(|| data.labels().to_vec(), |r| r.state.labels.clone());
+        let head = data.head(&cfg);
+        if let TaskHead::Tag { scheme, .. } = &head {
+            cfg.scheme = *scheme;
         }
-        if let Some(dev) = &cfg.dev {
-            match cfg.task.as_str() {
-                "classify" => check_labels(dev, &labels, read_classify(dev)?.iter().map(|e| (e.line, e.label.as_str())))?,
-                "relate" => check_labels(dev, &labels, read_relate(dev)?.iter().map(|e| (e.line, e.label.as_str())))?,
-                _ => {}
-            }
-        }
+        data.check_dev(&cfg, &labels)?;
 
-        // Parameters: the base encoder under `bert.`, or everything from the checkpoint.
         let base_json: serde_json::Value = serde_json::from_str(&base.config.to_json()?).map_err(|e| Error::Config(e.to_string()))?;
         let config_json = model_config(&base_json, &labels, &head);
         let varmap = VarMap::new();
-        {
-            let mut data = varmap.data().lock().map_err(|_| Error::Input("var map poisoned".into()))?;
-            let loaded: HashMap<String, Tensor> = match &resume_from {
-                Some(dir) => crate::model::Weights::from_dir(dir)?.into_tensors(),
-                None => {
-                    let prefix = base.weights.encoder_prefix();
-                    let names: Vec<String> = base.weights.names().map(String::from).collect();
-                    names
-                        .into_iter()
-                        .filter_map(|n| {
-                            let t = base.weights.get(&n)?.clone();
-                            match prefix {
-                                Some(p) => n.strip_prefix(&format!("{p}.")).map(|inner| (format!("bert.{inner}"), t)),
-                                None => Some((format!("bert.{n}"), t)),
-                            }
-                        })
-                        .collect()
-                }
-            };
-            for (name, t) in loaded {
-                if t.dtype().is_float() {
-                    data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?.to_device(&device)?)?);
-                }
-            }
-        }
+        load_parameters(&varmap, &base, resumed.as_ref().map(|r| r.dir.as_path()), &device)?;
         let mut bert_cfg = base.config.clone();
         bert_cfg.id2label = Some(labels.iter().cloned().enumerate().collect());
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let mut model = Model::build(bert_cfg, base.tokenizer, head.clone(), vb, Some("bert"), &device)?;
-        model.set_max_tokens(max_len)?;
-        if resume_from.is_none() {
+        if resumed.is_none() {
             init_head(&varmap, cfg.seed)?;
         }
         if matches!(head, TaskHead::Classify { pooling: Pooling::Pooler }) && model.encoder.bert.pooler.is_none() {
             return Err(Error::Weights("pooling \"pooler\" needs pooler.dense.* in the base model; use --pooling cls|mean|max".into()));
         }
-
-        // Training items, class counts, loss and sampler.
-        let tok = &model.encoder.tokenizer;
-        let items = match train_data {
-            Raw::Classify(d) => Items::Classify(
-                d.iter()
-                    .map(|e| Ok((classify_input(tok, e, max_len)?, labels.iter().position(|l| *l == e.label).unwrap_or(0) as u32)))
-                    .collect::<Result<_>>()?,
-            ),
-            Raw::Relate(d) => Items::Relate(
-                d.iter()
-                    .map(|e| {
-                        let enc = relate_input(&model, e).map_err(|x| Error::Input(format!("{}: {x}", cfg.train.display())))?;
-                        Ok((enc, labels.iter().position(|l| *l == e.label).unwrap_or(0) as u32))
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            Raw::Tag(d) => {
-                let scheme = cfg.scheme.unwrap_or(Scheme::BIO);
-                let mut v = Vec::new();
-                for e in &d {
-                    v.extend(tag_items(tok, scheme, &labels, e, max_len).map_err(|x| Error::Input(format!("{}: {x}", cfg.train.display())))?);
-                }
-                Items::Tag(v)
-            }
-        };
         // Training sequences are cut to --max-len; evaluation and the saved model use every position.
+        model.set_max_tokens(cfg.max_len)?;
+        let data = data.encode(&model, &labels, &cfg)?;
         model.set_max_tokens(model.encoder.config.max_position_embeddings)?;
-        let mut counts = vec![0usize; labels.len()];
-        let classes: Vec<usize> = match &items {
-            Items::Classify(v) => v.iter().map(|(_, l)| *l as usize).collect(),
-            Items::Relate(v) => v.iter().map(|(_, l)| *l as usize).collect(),
-            Items::Tag(v) => {
-                for it in v {
-                    for &l in &it.labels {
-                        counts[l as usize] += 1;
-                    }
-                }
-                vec![0; v.len()]
-            }
-        };
-        if !matches!(items, Items::Tag(_)) {
-            for &c in &classes {
-                counts[c] += 1;
-            }
-        }
-        let sampler = match (&items, cfg.sampling) {
-            (Items::Tag(_), s) if s != Sampling::Instance => {
+
+        let counts = data.label_counts(labels.len());
+        let sampler = match (data.classes(), cfg.sampling) {
+            (None, Sampling::Instance) => Sampler::new(Sampling::Instance, 1.0, &vec![0; data.len()], 1),
+            (None, _) => {
                 return Err(Error::Input("re-sampling by class applies to classify and relate; for tag use --loss weighted|focal".into()))
             }
-            (Items::Tag(_), _) => Sampler::new(Sampling::Instance, 1.0, &classes, 1),
-            _ => Sampler::new(cfg.sampling, cfg.q, &classes, labels.len()),
+            (Some(classes), s) => Sampler::new(s, cfg.q, &classes, labels.len()),
         };
         let alpha = match (&cfg.class_weights, cfg.loss) {
             (Some(spec), _) => Some(parse_weights(spec, &counts)?),
@@ -453,101 +364,41 @@ impl Trainer {
         };
         let loss = Loss { kind: cfg.loss, alpha, gamma: cfg.gamma };
 
-        // Optimizer over every trainable tensor, in name order (deterministic).
-        let mut vars: Vec<(String, Var)> = varmap.data().lock().expect("var map").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let groups = vars.into_iter().map(|(n, v)| {
-            let g = usize::from(!n.starts_with("bert."));
-            (n, v, g)
-        });
-        let mut opt = AdamW::new(groups.collect(), cfg.weight_decay)?;
-        let state = match (saved_state, &resume_from) {
-            (Some(st), Some(dir)) => {
-                let p = dir.join("optimizer.safetensors");
+        let mut opt = optimizer(&varmap, cfg.weight_decay)?;
+        let state = match resumed {
+            Some(r) => {
+                let p = r.dir.join("optimizer.safetensors");
                 let t = candle_core::safetensors::load(&p, &device).map_err(|e| Error::Weights(format!("{}: {}", p.display(), crate::error::clean(&e))))?;
-                opt.load_state(&t, st.global_step)?;
-                eprintln!("[train] resuming from {} (step {}, epoch {})", dir.display(), st.global_step, st.epoch + 1);
-                st
+                opt.load_state(&t, r.state.global_step)?;
+                eprintln!("[train] resuming from {} (step {}, epoch {})", r.dir.display(), r.state.global_step, r.state.epoch + 1);
+                r.state
             }
-            _ => TrainState {
-                global_step: 0,
-                epoch: 0,
-                batch_in_epoch: 0,
-                losses: vec![],
-                evals: vec![],
-                best: None,
-                config: cfg.clone(),
-                labels: labels.clone(),
-            },
+            None => TrainState::fresh(&cfg, &labels),
         };
         let tokenizer_bytes = {
             let p = cfg.base.join("tokenizer.json");
             std::fs::read(&p).map_err(|e| Error::io(&p, e))?
         };
-        Ok(Trainer { cfg, model, varmap, config_json, tokenizer_bytes, items, loss, sampler, opt, state, device })
+        Ok(Trainer { cfg, model, varmap, config_json, tokenizer_bytes, data, loss, sampler, opt, state, device })
     }
 
     pub fn examples(&self) -> usize {
-        self.items.len()
+        self.data.len()
     }
 
     fn batches_per_epoch(&self) -> usize {
-        self.items.len().div_ceil(self.cfg.batch_size)
+        self.data.len().div_ceil(self.cfg.batch_size)
+    }
+
+    /// The batches of `epoch`: the sampler's order, length-bucketed (`--bucket-window`).
+    fn epoch_batches(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let order = self.sampler.epoch_order(self.cfg.seed, epoch as u64);
+        epoch_batches(&order, |i| self.data.tokens(i), self.cfg.batch_size, self.cfg.bucket_window, self.cfg.seed, epoch as u64)
     }
 
     /// Loss of one batch of item indices, with dropout drawn from `rng`.
     fn batch_loss(&self, idx: &[usize], rng: &DropoutRng) -> Result<Tensor> {
-        let pad = self.model.encoder.tokenizer.pad_id();
-        match &self.items {
-            Items::Classify(v) => {
-                let encs: Vec<&Encoded> = idx.iter().map(|&i| &v[i].0).collect();
-                let batch = Batch::pad(&encs, pad, &self.device)?;
-                let logits = self.model.classify_logits(&batch, Some(rng))?;
-                let targets: Vec<u32> = idx.iter().map(|&i| v[i].1).collect();
-                self.loss.forward(&logits, &targets, None)
-            }
-            Items::Relate(v) => {
-                let ex: Vec<RelationEncoding> = idx.iter().map(|&i| v[i].0.clone()).collect();
-                let logits = self.model.relation_logits(&ex, Some(rng))?;
-                let targets: Vec<u32> = idx.iter().map(|&i| v[i].1).collect();
-                self.loss.forward(&logits, &targets, None)
-            }
-            Items::Tag(v) => {
-                let encs: Vec<&Encoded> = idx.iter().map(|&i| &v[i].encoded).collect();
-                let batch = Batch::pad(&encs, pad, &self.device)?;
-                let em = self.model.tag_emissions(&batch, Some(rng))?; // [b, T, L]
-                let (b, t, l) = em.dims3()?;
-                // Token-level targets at positions 1..=len-2 (between [CLS] and [SEP]).
-                let mut targets = vec![0u32; b * t];
-                let mut mask = vec![0f32; b * t];
-                for (row, &i) in idx.iter().enumerate() {
-                    for (k, &lab) in v[i].labels.iter().enumerate() {
-                        targets[row * t + 1 + k] = lab;
-                        mask[row * t + 1 + k] = 1.0;
-                    }
-                }
-                let token_loss = |loss: &Loss| loss.forward(&em.reshape((b * t, l))?, &targets, Some(&mask));
-                let crf = match &self.model.head {
-                    crate::tasks::Head::Tag(h) => h.crf.as_ref(),
-                    _ => None,
-                };
-                match crf {
-                    None => token_loss(&self.loss),
-                    Some(crf) => {
-                        let content = em.narrow(1, 1, t - 2)?;
-                        let tags: Vec<Vec<u32>> = idx.iter().map(|&i| v[i].labels.clone()).collect();
-                        let lengths: Vec<usize> = tags.iter().map(|x| x.len()).collect();
-                        let nll = crf.nll(&content, &tags, &lengths)?;
-                        // With --loss weighted|focal the CRF keeps its NLL and the emissions
-                        // also get the re-weighted token loss (the transitions stay unweighted).
-                        match self.loss.kind {
-                            LossKind::Ce => Ok(nll),
-                            _ => Ok((nll + token_loss(&self.loss)?)?),
-                        }
-                    }
-                }
-            }
-        }
+        self.data.loss(&self.model, &self.loss, idx, rng)
     }
 
     /// One optimizer step on the batch `idx`: forward, backward, clipping, AdamW. Returns the
@@ -584,13 +435,11 @@ impl Trainer {
     /// training step: the same code as `run`, without checkpoints or evaluation). Seconds per
     /// step, each split into [forward, backward, optimizer].
     pub fn time_steps(&mut self, n: usize) -> Result<Vec<[f64; 3]>> {
-        let order = self.sampler.epoch_order(self.cfg.seed, 0);
-        let per_epoch = self.batches_per_epoch();
+        let batches = self.epoch_batches(0);
         let total = self.total_steps().max(n);
         let mut times = Vec::with_capacity(n);
         for k in 0..n {
-            let b = k % per_epoch;
-            let idx = order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())].to_vec();
+            let idx = batches[k % batches.len()].clone();
             let mut phases = [0.0; 3];
             self.step(&idx, 0, total, Some(&mut phases))?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
             times.push(phases);
@@ -611,18 +460,19 @@ impl Trainer {
         let warmup = ((self.cfg.warmup * total as f64).round() as usize).min(total);
         let ckpts = CheckpointDir::new(&self.cfg.out);
         std::fs::create_dir_all(&self.cfg.out).map_err(|e| Error::io(&self.cfg.out, e))?;
-        let mut steps_here = 0;
+        // Throughput of this process's optimizer steps (evaluation and checkpoints excluded).
+        let (mut steps_here, mut tokens_here, mut step_secs) = (0usize, 0usize, 0f64);
         while self.state.epoch < self.cfg.epochs {
             let epoch = self.state.epoch;
-            let order = self.sampler.epoch_order(self.cfg.seed, epoch as u64);
+            let batches = self.epoch_batches(epoch);
             let bar = progress_bar(show_progress, per_epoch, self.state.batch_in_epoch, epoch, self.cfg.epochs);
             while self.state.batch_in_epoch < per_epoch {
                 if self.cfg.stop_after.is_some_and(|n| steps_here >= n) {
                     bar.abandon();
                     return Err(Error::Input(format!("stopped after {steps_here} steps as asked (--stop-after)")));
                 }
-                let b = self.state.batch_in_epoch;
-                let idx = &order[b * self.cfg.batch_size..((b + 1) * self.cfg.batch_size).min(order.len())];
+                let idx = &batches[self.state.batch_in_epoch];
+                let step_started = std::time::Instant::now();
                 let value = match self.step(idx, warmup, total, None)? {
                     Ok(v) => v,
                     Err(value) => {
@@ -634,22 +484,27 @@ impl Trainer {
                         )));
                     }
                 };
+                step_secs += step_started.elapsed().as_secs_f64();
+                let (real, padded) = batch_tokens(idx, |i| self.data.tokens(i));
+                self.state.tokens += real as u64;
+                self.state.padded_tokens += padded as u64;
+                tokens_here += real;
                 self.state.losses.push(value);
                 self.state.global_step += 1;
                 self.state.batch_in_epoch += 1;
                 steps_here += 1;
-                bar.set_message(format!("loss {value:.4}"));
+                let tokens_per_s = tokens_here as f64 / step_secs.max(1e-9);
+                bar.set_message(format!("loss {value:.4} {tokens_per_s:.0} tok/s"));
                 bar.inc(1);
                 if show_progress && bar.is_hidden() && (self.state.batch_in_epoch % (per_epoch / 10).max(1) == 0) {
                     // No terminal (a log file): a plain line every tenth of an epoch instead.
-                    let secs = started.elapsed().as_secs_f64();
                     eprintln!(
-                        "[train] epoch {}/{} step {}/{} loss {value:.4} ({:.2} steps/s)",
+                        "[train] epoch {}/{} step {}/{} loss {value:.4} ({:.2} steps/s, {tokens_per_s:.0} tokens/s)",
                         epoch + 1,
                         self.cfg.epochs,
                         self.state.batch_in_epoch,
                         per_epoch,
-                        steps_here as f64 / secs.max(1e-9)
+                        steps_here as f64 / step_secs.max(1e-9)
                     );
                 }
                 if self.cfg.save_every > 0 && self.state.global_step % self.cfg.save_every == 0 && self.state.batch_in_epoch < per_epoch {
@@ -666,14 +521,18 @@ impl Trainer {
             // No dev set: the final model is the output.
             write_model(&self.cfg.out, &var_tensors(&self.varmap), &self.config_json, &self.tokenizer_bytes)?;
         }
+        let seconds = started.elapsed().as_secs_f64();
         let summary = TrainSummary {
             steps: self.state.global_step,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             best_metric: self.state.best.map(|b| b.0),
             best_step: self.state.best.map(|b| b.1),
             final_eval: self.state.evals.last().map(|e| e.report.clone()),
             labels: self.state.labels.clone(),
-            examples: self.items.len(),
+            examples: self.data.len(),
+            tokens: self.state.tokens,
+            padded_tokens: self.state.padded_tokens,
+            tokens_per_second: tokens_here as f64 / step_secs.max(1e-9),
         };
         self.write_report(&summary)?;
         Ok(summary)
@@ -715,14 +574,14 @@ impl Trainer {
         });
         atomic_write(&out.join("metrics.json"), serde_json::to_string_pretty(&metrics).unwrap_or_default().as_bytes())?;
         let evals: Vec<(usize, f64)> = self.state.evals.iter().map(|e| (e.step, e.metric)).collect();
-        let name = if self.cfg.task == "tag" { "span F1" } else { "macro-F1" };
+        let name = if self.cfg.task == Task::Tag { "span F1" } else { "macro-F1" };
         atomic_write(&out.join("curve.svg"), curve_svg(&self.state.losses, &evals, name).as_bytes())
     }
 
     /// Names of the parameters that get no gradient from one training batch: a check that the
     /// whole network trains (a non-differentiable kernel would silently freeze what lies below).
     pub fn parameters_without_gradient(&self) -> Result<Vec<String>> {
-        let n = self.items.len().min(self.cfg.batch_size);
+        let n = self.data.len().min(self.cfg.batch_size);
         let idx: Vec<usize> = (0..n).collect();
         let grads = self.batch_loss(&idx, &DropoutRng::for_step(self.cfg.seed, 0))?.backward()?;
         Ok(self
@@ -746,12 +605,6 @@ impl Trainer {
     pub fn out_dir(&self) -> &Path {
         &self.cfg.out
     }
-}
-
-enum Raw {
-    Classify(Vec<crate::data::ClassifyExample>),
-    Tag(Vec<crate::data::TagExample>),
-    Relate(Vec<crate::data::RelateExample>),
 }
 
 /// Fault injection for the crash-safety test: `BERT_TASKS_CRASH_IN_CHECKPOINT=<step>` aborts the

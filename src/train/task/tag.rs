@@ -1,0 +1,149 @@
+//! Tag: a label per sub-word token. Softmax heads train on token cross-entropy; CRF heads on
+//! the sequence NLL (plus the re-weighted token loss with `--loss weighted|focal`).
+
+use candle_core::Tensor;
+
+use super::{TaskData, TrainStep};
+use crate::data::{read_conll, TagExample};
+use crate::model::heads::TaskHead;
+use crate::model::DropoutRng;
+use crate::tasks::{Head, Model};
+use crate::text::scheme::{Constraints, Scheme};
+use crate::text::{Batch, Encoded};
+use crate::train::loss::{Loss, LossKind};
+use crate::train::prepare::{tag_items, tag_label_set, TagItem};
+use crate::train::TrainConfig;
+use crate::{Error, Result};
+
+pub struct TagData {
+    examples: Vec<TagExample>,
+    labels: Vec<String>,
+    scheme: Scheme,
+}
+
+/// Every tag of `examples` must be a tag of `scheme`; the error names file and line.
+fn check_scheme(path: &std::path::Path, scheme: Scheme, examples: &[TagExample]) -> Result<()> {
+    for ex in examples {
+        for (k, t) in ex.tags.iter().enumerate() {
+            scheme
+                .parse(t)
+                .map_err(|_| Error::Input(format!("{}:{}: tag {t:?} is not a {scheme:?} tag", path.display(), ex.line + k)))?;
+        }
+    }
+    Ok(())
+}
+
+impl TagData {
+    pub fn read(cfg: &TrainConfig) -> Result<Self> {
+        let mut examples = read_conll(&cfg.train)?;
+        let mut tags: Vec<String> = examples.iter().flat_map(|e| e.tags.iter().cloned()).collect();
+        examples.truncate(cfg.limit_train.unwrap_or(examples.len()));
+        let scheme = cfg.scheme.unwrap_or_else(|| {
+            let distinct: std::collections::BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+            Scheme::infer(&distinct.into_iter().map(String::from).collect::<Vec<_>>())
+        });
+        check_scheme(&cfg.train, scheme, &examples)?;
+        // Labels from train and dev together: a tag rare enough to be missing from a training
+        // subset still gets an output row (it is then simply never predicted).
+        if let Some(dev) = &cfg.dev {
+            let dev_examples = read_conll(dev)?;
+            check_scheme(dev, scheme, &dev_examples)?;
+            tags.extend(dev_examples.into_iter().flat_map(|e| e.tags));
+        }
+        let labels = tag_label_set(scheme, tags.into_iter())?;
+        let cons = Constraints::new(scheme, &labels)?;
+        for ex in &examples {
+            let path: Vec<usize> = ex.tags.iter().map(|t| labels.iter().position(|l| l == t).unwrap_or(0)).collect();
+            if !cons.is_valid(&path) {
+                return Err(Error::Input(format!(
+                    "{}:{}: the tag sequence {} is invalid under {scheme:?}",
+                    cfg.train.display(),
+                    ex.line,
+                    ex.tags.join(" ")
+                )));
+            }
+        }
+        Ok(TagData { examples, labels, scheme })
+    }
+}
+
+impl TaskData for TagData {
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn head(&self, cfg: &TrainConfig) -> TaskHead {
+        TaskHead::Tag { decoder: cfg.decoder, scheme: Some(self.scheme), constrained: cfg.constrained }
+    }
+
+    /// The dev tags were checked with the training file (they are part of the label set).
+    fn check_dev(&self, _cfg: &TrainConfig, _labels: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    fn encode(self: Box<Self>, model: &Model, labels: &[String], cfg: &TrainConfig) -> Result<Box<dyn TrainStep>> {
+        let tok = &model.encoder.tokenizer;
+        let mut items = Vec::new();
+        for e in &self.examples {
+            items.extend(
+                tag_items(tok, self.scheme, labels, e, cfg.max_len).map_err(|x| Error::Input(format!("{}: {x}", cfg.train.display())))?,
+            );
+        }
+        Ok(Box::new(TagStep { items }))
+    }
+}
+
+pub struct TagStep {
+    items: Vec<TagItem>,
+}
+
+impl TrainStep for TagStep {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn tokens(&self, i: usize) -> usize {
+        self.items[i].encoded.len()
+    }
+
+    fn classes(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    fn label_counts(&self, labels: usize) -> Vec<usize> {
+        let mut counts = vec![0usize; labels];
+        for &l in self.items.iter().flat_map(|it| &it.labels) {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    fn loss(&self, model: &Model, loss: &Loss, idx: &[usize], rng: &DropoutRng) -> Result<Tensor> {
+        let encs: Vec<&Encoded> = idx.iter().map(|&i| &self.items[i].encoded).collect();
+        let batch = Batch::pad(&encs, model.encoder.tokenizer.pad_id(), &model.encoder.device)?;
+        let em = model.tag_emissions(&batch, Some(rng))?; // [b, T, L]
+        let (b, t, l) = em.dims3()?;
+        // Token-level targets at positions 1..=len-2 (between [CLS] and [SEP]).
+        let mut targets = vec![0u32; b * t];
+        let mut mask = vec![0f32; b * t];
+        for (row, &i) in idx.iter().enumerate() {
+            for (k, &lab) in self.items[i].labels.iter().enumerate() {
+                targets[row * t + 1 + k] = lab;
+                mask[row * t + 1 + k] = 1.0;
+            }
+        }
+        let token_loss = || loss.forward(&em.reshape((b * t, l))?, &targets, Some(&mask));
+        let Head::Tag(head) = &model.head else { return Err(Error::Input("tag training needs a tag head".into())) };
+        let Some(crf) = head.crf.as_ref() else { return token_loss() };
+        let content = em.narrow(1, 1, t - 2)?;
+        let tags: Vec<Vec<u32>> = idx.iter().map(|&i| self.items[i].labels.clone()).collect();
+        let lengths: Vec<usize> = tags.iter().map(|x| x.len()).collect();
+        let nll = crf.nll(&content, &tags, &lengths)?;
+        // With --loss weighted|focal the CRF keeps its NLL and the emissions also get the
+        // re-weighted token loss (the transitions stay unweighted).
+        match loss.kind {
+            LossKind::Ce => Ok(nll),
+            _ => Ok((nll + token_loss()?)?),
+        }
+    }
+}
