@@ -51,6 +51,13 @@ impl Dropout {
         Dropout { p: p.clamp(0.0, 0.999) as f32 }
     }
 
+    /// The CPU mask [`forward`](Self::forward) would multiply an `n`-element tensor by, drawn
+    /// from the same stream in the same order; `None` at inference or without dropout. For fused
+    /// ops that apply dropout inside (src/model/train_attention.rs).
+    pub fn cpu_mask(&self, n: usize, train: Option<&DropoutRng>) -> Option<Vec<f32>> {
+        train.filter(|_| self.p > 0.0).map(|rng| rng.mask(n, self.p))
+    }
+
     /// Drops with probability `p` (and rescales the rest) when `train` is given; else returns `x`.
     pub fn forward(&self, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         match train {

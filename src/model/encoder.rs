@@ -11,6 +11,7 @@ use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
 use super::fused;
+use super::train_attention::TrainingAttention;
 use super::norm::{softmax_last_dim, LayerNorm};
 use crate::{Error, Result};
 
@@ -134,6 +135,12 @@ impl BertSelfAttention {
         if train.is_none() && fused::applies(x) {
             let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| forward_linear(l, x, None));
             return Ok(fused::attention(&q?, &k?, &v?, &mask_bias.reshape((b, t))?, self.num_heads)?);
+        }
+        if fused::applies(x) {
+            // Training on the CPU: one fused op with an analytic backward (train_attention.rs).
+            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x));
+            let dropout = self.dropout.cpu_mask(b * self.num_heads * t * t, train);
+            return Ok(TrainingAttention::forward(&q?, &k?, &v?, mask_bias, self.num_heads, dropout)?);
         }
         let q = self.split_heads(&self.query.forward(x)?)?;
         let k = self.split_heads(&self.key.forward(x)?)?;

@@ -5,6 +5,7 @@ pub mod dropout;
 pub mod encoder;
 pub mod fastmath;
 pub mod fused;
+mod train_attention;
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed_gemm;
 pub mod weights;
