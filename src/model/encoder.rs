@@ -12,6 +12,7 @@ use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
 use super::fused;
 use super::train_attention::TrainingAttention;
+use super::train_linear;
 use super::norm::{softmax_last_dim, LayerNorm};
 use crate::{Error, Result};
 
@@ -97,6 +98,8 @@ impl BertEmbeddings {
 fn forward_linear(layer: &Linear, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
     if train.is_none() && fused::applies(x) {
         Ok(fused::linear(x, layer.weight(), layer.bias())?)
+    } else if let (true, Some(bias)) = (fused::applies(x), layer.bias()) {
+        Ok(train_linear::forward(x, layer.weight(), bias)?)
     } else {
         Ok(layer.forward(x)?)
     }
@@ -138,7 +141,7 @@ impl BertSelfAttention {
         }
         if fused::applies(x) {
             // Training on the CPU: one fused op with an analytic backward (train_attention.rs).
-            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x));
+            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| forward_linear(l, x, train));
             let dropout = self.dropout.cpu_mask(b * self.num_heads * t * t, train);
             return Ok(TrainingAttention::forward(&q?, &k?, &v?, mask_bias, self.num_heads, dropout)?);
         }

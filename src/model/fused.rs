@@ -38,7 +38,7 @@ pub(super) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_cor
 
 /// All of the pool's threads for a matmul big enough to split; gemm itself decides how many
 /// pieces a given size is worth.
-fn parallelism() -> Parallelism {
+pub(super) fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
@@ -155,6 +155,29 @@ unsafe fn matmul_ab(
         let _ = scratch;
         gemm(m, n, k, c, 1, ldc as isize, false, a, 1, lda as isize, b, 1, ldb as isize, 0.0, 1.0, false, false, false, Parallelism::None)
     }
+}
+
+/// `dst = alpha · lhs · rhs (+ dst if accumulate)` for `[m, k]` · `[k, n]` matrices given by row and column
+/// strides (a transpose is just swapped strides), split over the pool as `split` says.
+///
+/// # Safety
+/// The pointers must address matrices of those shapes and strides.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn product(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_rs: usize,
+    lhs: *const f32, lhs_rs: usize, lhs_cs: usize,
+    rhs: *const f32, rhs_rs: usize, rhs_cs: usize,
+    alpha: f32, accumulate: bool, split: Parallelism,
+) {
+    gemm(
+        m, n, k,
+        dst, 1, dst_rs as isize, accumulate,
+        lhs, lhs_cs as isize, lhs_rs as isize,
+        rhs, rhs_cs as isize, rhs_rs as isize,
+        if accumulate { 1.0 } else { 0.0 }, alpha, false, false, false,
+        split,
+    )
 }
 
 /// A raw pointer that may cross threads: each head writes a disjoint set of columns.

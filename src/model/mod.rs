@@ -6,6 +6,8 @@ pub mod encoder;
 pub mod fastmath;
 pub mod fused;
 mod train_attention;
+mod train_layer_norm;
+mod train_linear;
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed_gemm;
 pub mod weights;

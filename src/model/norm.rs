@@ -9,7 +9,7 @@
 //! ([`fastmath`]'s `*_backward` kernels): each candle op in a chain allocates and sweeps the
 //! whole tensor, and GELU's derivative alone was a dozen of them.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -60,7 +60,9 @@ impl CustomOp2 for WithGradient {
             let (x, g) = (x.contiguous()?, g.contiguous()?);
             let dx = match *self {
                 WithGradient::Softmax => y.apply_op2_no_bwd(&g, &SoftmaxBackward)?,
-                WithGradient::Normalise { eps } => x.apply_op3_no_bwd(y, &g, &NormaliseBackward { eps: eps as f32 })?,
+                // The CPU trains LayerNorm through train_layer_norm.rs; this composed path (GPU)
+                // reaches the CPU only in the tests.
+                WithGradient::Normalise { .. } => normalise_backward(&x, y, &g, self)?,
                 WithGradient::Gelu => x.apply_op2_no_bwd(&g, &GeluBackward)?,
             };
             return Ok((Some(dx), None));
@@ -70,13 +72,7 @@ impl CustomOp2 for WithGradient {
                 let dot = (g * y)?.sum_keepdim(D::Minus1)?;
                 (y * g.broadcast_sub(&dot)?)?
             }
-            WithGradient::Normalise { eps } => {
-                let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-                let rstd = (centred.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
-                let gy = (g * y)?.mean_keepdim(D::Minus1)?;
-                let inner = g.broadcast_sub(&g.mean_keepdim(D::Minus1)?)?.sub(&y.broadcast_mul(&gy)?)?;
-                inner.broadcast_mul(&rstd)?
-            }
+            WithGradient::Normalise { .. } => normalise_backward(x, y, g, self)?,
             WithGradient::Gelu => {
                 let cdf = ((x / 2f64.sqrt())?.erf()? + 1.0)? * 0.5;
                 let pdf = ((x.sqr()? * -0.5)?.exp()? * 0.398_942_280_401_432_7)?;
@@ -87,11 +83,18 @@ impl CustomOp2 for WithGradient {
     }
 }
 
+/// `dx = (g − mean(g) − y ⊙ mean(g ⊙ y)) / σ` in tensor ops (any device).
+fn normalise_backward(x: &Tensor, y: &Tensor, g: &Tensor, op: &WithGradient) -> candle_core::Result<Tensor> {
+    let WithGradient::Normalise { eps } = *op else { candle_core::bail!("normalise_backward: not a normalisation") };
+    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let rstd = (centred.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    let gy = (g * y)?.mean_keepdim(D::Minus1)?;
+    let inner = g.broadcast_sub(&g.mean_keepdim(D::Minus1)?)?.sub(&y.broadcast_mul(&gy)?)?;
+    inner.broadcast_mul(&rstd)
+}
+
 /// The CPU backward kernels: row-parallel over the last dimension (GELU: element-wise).
 struct SoftmaxBackward;
-struct NormaliseBackward {
-    eps: f32,
-}
 struct GeluBackward;
 
 /// Rows of the last dimension handed to one rayon task at least (attention rows are short).
@@ -114,31 +117,6 @@ impl CustomOp2 for SoftmaxBackward {
             fastmath::softmax_backward_row(d, y, g);
         });
         Ok((CpuStorage::F32(dx), ly.shape().clone()))
-    }
-}
-
-impl CustomOp3 for NormaliseBackward {
-    fn name(&self) -> &'static str {
-        "normalise-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        lx: &Layout,
-        ys: &CpuStorage,
-        ly: &Layout,
-        gs: &CpuStorage,
-        lg: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(xs, lx, self.name())?;
-        let (y, g) = (contiguous_f32(ys, ly, self.name())?, contiguous_f32(gs, lg, self.name())?);
-        let n = last_dim(lx);
-        let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(n).zip(x.par_chunks(n)).zip(y.par_chunks(n).zip(g.par_chunks(n))).with_min_len(MIN_ROWS).for_each(
-            |((d, x), (y, g))| fastmath::normalise_backward_row(d, x, y, g, self.eps),
-        );
-        Ok((CpuStorage::F32(dx), lx.shape().clone()))
     }
 }
 
@@ -189,10 +167,19 @@ impl LayerNorm {
         if !differentiable {
             return Ok(candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps as f32)?);
         }
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return Ok(super::train_layer_norm::forward(&x, &self.weight, &self.bias, self.eps)?);
+        }
+        self.forward_composed(&x)
+    }
+
+    /// Training off the CPU: the fused normalisation with its gradient attached, then the
+    /// affine part in plain ops.
+    fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
         // Normalise with the fused kernel (gradient attached), then the affine part with plain
         // ops so that the weight and bias get their gradients from candle.
         let y = candle_nn::ops::layer_norm(&x.detach(), &self.ones, &self.zeros, self.eps as f32)?;
-        let normed = attach(&x, y, WithGradient::Normalise { eps: self.eps })?;
+        let normed = attach(x, y, WithGradient::Normalise { eps: self.eps })?;
         Ok(normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
     }
 
@@ -277,20 +264,27 @@ mod tests {
         for v in map.all_vars() {
             v.set(&Tensor::rand(0.5f32, 1.5f32, 8, &d).unwrap()).unwrap();
         }
-        let loss = |fast: bool| {
-            let y = if fast { norm.forward(x.as_tensor(), true).unwrap() } else { norm.forward_primitive(x.as_tensor()).unwrap() };
-            let y = if fast { gelu_erf(&(y * 2.0).unwrap(), true).unwrap() } else { (y * 2.0).unwrap().gelu_erf().unwrap() };
-            let p = if fast { softmax_last_dim(&y, true).unwrap() } else { candle_nn::ops::softmax(&y, D::Minus1).unwrap() };
-            (p * &probe).unwrap().sum_all().unwrap()
-        };
-        let (fast, slow) = (loss(true).backward().unwrap(), loss(false).backward().unwrap());
-        let mut tensors = vec![x.as_tensor().clone()];
-        tensors.extend(map.all_vars().iter().map(|v| v.as_tensor().clone()));
-        for t in &tensors {
-            let a: Vec<f32> = fast.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let b: Vec<f32> = slow.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            for (u, v) in a.iter().zip(&b) {
-                assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+        // The CPU's fused LayerNorm op, and the composed path the GPU takes.
+        for composed in [false, true] {
+            let loss = |fast: bool| {
+                let y = match (fast, composed) {
+                    (true, false) => norm.forward(x.as_tensor(), true).unwrap(),
+                    (true, true) => norm.forward_composed(x.as_tensor()).unwrap(),
+                    (false, _) => norm.forward_primitive(x.as_tensor()).unwrap(),
+                };
+                let y = if fast { gelu_erf(&(y * 2.0).unwrap(), true).unwrap() } else { (y * 2.0).unwrap().gelu_erf().unwrap() };
+                let p = if fast { softmax_last_dim(&y, true).unwrap() } else { candle_nn::ops::softmax(&y, D::Minus1).unwrap() };
+                (p * &probe).unwrap().sum_all().unwrap()
+            };
+            let (fast, slow) = (loss(true).backward().unwrap(), loss(false).backward().unwrap());
+            let mut tensors = vec![x.as_tensor().clone()];
+            tensors.extend(map.all_vars().iter().map(|v| v.as_tensor().clone()));
+            for t in &tensors {
+                let a: Vec<f32> = fast.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                let b: Vec<f32> = slow.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                for (u, v) in a.iter().zip(&b) {
+                    assert!((u - v).abs() < 1e-4, "{u} vs {v} (composed: {composed})");
+                }
             }
         }
     }

@@ -22,34 +22,11 @@
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use gemm::{gemm, Parallelism};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::fastmath::{contiguous_f32, softmax_backward_row, softmax_with_bias};
-use super::fused::{with_f32, SendPtr};
-
-/// `dst = alpha · lhs · rhs (+ dst)` for `[m, k]` · `[k, n]` matrices given by row and column
-/// strides (a transpose is just swapped strides), on the calling thread.
-///
-/// # Safety
-/// The pointers must address matrices of those shapes and strides.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    m: usize, n: usize, k: usize,
-    dst: *mut f32, dst_rs: usize,
-    lhs: *const f32, lhs_rs: usize, lhs_cs: usize,
-    rhs: *const f32, rhs_rs: usize, rhs_cs: usize,
-    alpha: f32,
-) {
-    gemm(
-        m, n, k,
-        dst, 1, dst_rs as isize, false,
-        lhs, lhs_cs as isize, lhs_rs as isize,
-        rhs, rhs_cs as isize, rhs_rs as isize,
-        0.0, alpha, false, false, false,
-        Parallelism::None,
-    )
-}
+use super::fused::{product, with_f32, SendPtr};
 
 /// The op: `apply_op3(q, k, v)` with the key bias and dropout mask held here (no gradient flows
 /// to them), and the forward's softmax kept for the backward.
@@ -118,7 +95,7 @@ impl CustomOp3 for TrainingAttention {
                 let p = unsafe { std::slice::from_raw_parts_mut(saved.0.add(job * t * t), t * t) };
                 unsafe {
                     // S = scale · Q Kᵀ (Kᵀ through strides)
-                    product(t, t, d, p.as_mut_ptr(), t, q[at..].as_ptr(), hidden, 1, k[at..].as_ptr(), 1, hidden, scale);
+                    product(t, t, d, p.as_mut_ptr(), t, q[at..].as_ptr(), hidden, 1, k[at..].as_ptr(), 1, hidden, scale, false, Parallelism::None);
                 }
                 p.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
                 let p_used: &[f32] = match &self.dropout {
@@ -131,7 +108,7 @@ impl CustomOp3 for TrainingAttention {
                 };
                 unsafe {
                     // O = P' V, into this head's columns of [b, t, hidden].
-                    product(t, d, t, dst.0.add(at), hidden, p_used.as_ptr(), t, 1, v[at..].as_ptr(), hidden, 1, 1.0);
+                    product(t, d, t, dst.0.add(at), hidden, p_used.as_ptr(), t, 1, v[at..].as_ptr(), hidden, 1, 1.0, false, Parallelism::None);
                 }
             },
         );
@@ -167,9 +144,9 @@ impl CustomOp3 for TrainingAttention {
                     };
                     unsafe {
                         // dV = P'ᵀ dO
-                        product(t, d, t, dv_ptr.0.add(at), hidden, p_used.as_ptr(), 1, t, g[at..].as_ptr(), hidden, 1, 1.0);
+                        product(t, d, t, dv_ptr.0.add(at), hidden, p_used.as_ptr(), 1, t, g[at..].as_ptr(), hidden, 1, 1.0, false, Parallelism::None);
                         // dP' = dO Vᵀ
-                        product(t, t, d, dp.as_mut_ptr(), t, g[at..].as_ptr(), hidden, 1, v[at..].as_ptr(), 1, hidden, 1.0);
+                        product(t, t, d, dp.as_mut_ptr(), t, g[at..].as_ptr(), hidden, 1, v[at..].as_ptr(), 1, hidden, 1.0, false, Parallelism::None);
                     }
                     if let Some(m) = mask {
                         dp.iter_mut().zip(m).for_each(|(x, &mv)| *x *= mv);
@@ -178,8 +155,8 @@ impl CustomOp3 for TrainingAttention {
                     work.chunks_mut(t).zip(p.chunks(t)).zip(dp.chunks(t)).for_each(|((ds, p), dp)| softmax_backward_row(ds, p, dp));
                     unsafe {
                         // dQ = scale · dS K;  dK = scale · dSᵀ Q
-                        product(t, d, t, dq_ptr.0.add(at), hidden, work.as_ptr(), t, 1, k[at..].as_ptr(), hidden, 1, scale);
-                        product(t, d, t, dk_ptr.0.add(at), hidden, work.as_ptr(), 1, t, q[at..].as_ptr(), hidden, 1, scale);
+                        product(t, d, t, dq_ptr.0.add(at), hidden, work.as_ptr(), t, 1, k[at..].as_ptr(), hidden, 1, scale, false, Parallelism::None);
+                        product(t, d, t, dk_ptr.0.add(at), hidden, work.as_ptr(), 1, t, q[at..].as_ptr(), hidden, 1, scale, false, Parallelism::None);
                     }
                 },
             )
