@@ -1,8 +1,13 @@
 // A small static file server for tests and the demo: exact Content-Length (for progress bars),
-// cross-origin isolation headers, and extra mount points (e.g. /models/ → a cache folder).
+// cross-origin isolation headers, ETag / Last-Modified with 304 answers (so the package's cache
+// revalidation can be tested), and extra mount points (e.g. /models/ → a cache folder).
+//
+// It must stay up whatever a client sends: a malformed URL is a 400, a path that leaves its
+// mount a 403, a method other than GET/HEAD a 405, a missing file a 404, and nothing a client
+// sends can throw out of the handler.
 import { createReadStream, statSync } from "node:fs";
 import { createServer } from "node:http";
-import { extname, join, normalize, resolve } from "node:path";
+import { extname, join, relative, resolve, isAbsolute } from "node:path";
 
 const TYPES = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
@@ -10,32 +15,71 @@ const TYPES = {
   ".png": "image/png", ".onnx": "application/octet-stream", ".safetensors": "application/octet-stream", ".webmanifest": "application/manifest+json",
 };
 
+/** `file` when it lies inside `root` (or is it), else null: compares path components, so a
+ *  sibling folder whose name starts with root's (`site-test` next to `site`) is outside. */
+export function inside(root, file) {
+  const rel = relative(root, file);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel)) ? file : null;
+}
+
+function handle(prefixes, mounts, req, res) {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    return res.writeHead(405, { Allow: "GET, HEAD" }).end("method not allowed");
+  }
+  let path;
+  try {
+    path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+  } catch {
+    return res.writeHead(400).end("bad request: malformed URL");
+  }
+  if (path.includes("\0")) return res.writeHead(400).end("bad request: NUL in path");
+  const prefix = prefixes.find((p) => path.startsWith(p));
+  if (!prefix) return res.writeHead(404).end("not found");
+  const root = resolve(mounts[prefix]);
+  let file = inside(root, resolve(root, "." + "/" + path.slice(prefix.length)));
+  if (!file) return res.writeHead(403).end("forbidden");
+  let stat;
+  try {
+    stat = statSync(file);
+    if (stat.isDirectory()) {
+      file = join(file, "index.html");
+      stat = statSync(file);
+    }
+    if (!stat.isFile()) throw new Error("not a file");
+  } catch {
+    return res.writeHead(404).end("not found");
+  }
+  const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+  const headers = {
+    "Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cache-Control": "no-cache",
+    ETag: etag,
+    "Last-Modified": stat.mtime.toUTCString(),
+  };
+  if (req.headers["if-none-match"]?.split(/\s*,\s*/).includes(etag)) return res.writeHead(304, headers).end();
+  res.writeHead(200, { ...headers, "Content-Length": stat.size });
+  if (req.method === "HEAD") return res.end();
+  createReadStream(file)
+    .on("error", () => res.destroy())
+    .pipe(res);
+}
+
 /** mounts: { "/": dir, "/pkg/": dir, ... } — longest prefix wins. Resolves to { server, url }. */
 export function serve(mounts, { port = 0, host = "127.0.0.1" } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    const prefix = prefixes.find((p) => path.startsWith(p));
-    if (!prefix) return res.writeHead(404).end();
-    const root = resolve(mounts[prefix]);
-    let file = normalize(join(root, path.slice(prefix.length)));
-    if (!file.startsWith(root)) return res.writeHead(403).end();
     try {
-      if (statSync(file).isDirectory()) file = join(file, "index.html");
-      const { size } = statSync(file);
-      res.writeHead(200, {
-        "Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
-        "Content-Length": size,
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cache-Control": "no-cache",
-      });
-      if (req.method === "HEAD") return res.end();
-      createReadStream(file).pipe(res);
-    } catch {
-      res.writeHead(404).end("not found");
+      handle(prefixes, mounts, req, res);
+    } catch (e) {
+      if (!res.headersSent) res.writeHead(500).end("internal error");
+      else res.destroy();
+      console.error(`serve: ${req.method} ${req.url}: ${e?.message ?? e}`);
     }
   });
+  // Unparseable requests (bad request lines, oversized headers) end that connection only.
+  server.on("clientError", (_, socket) => socket.writable && socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"));
   return new Promise((ok) => server.listen(port, host, () => ok({ server, url: `http://${host}:${server.address().port}` })));
 }
 
