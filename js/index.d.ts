@@ -29,6 +29,17 @@ export interface LoadOptions {
   fetch?: typeof fetch;
   /** Decided by the first load/init of the page or worker (default "auto"). */
   threads?: Threads;
+  /** SRI-style hashes per file, checked before the bytes reach wasm, e.g.
+   *  `{ "model.safetensors": "sha256-…" }`; a mismatch rejects and nothing is cached. */
+  integrity?: Partial<Record<"config.json" | "tokenizer.json" | "model.safetensors", string>>;
+  /** The model's version (e.g. from a manifest): a cached copy of the same version is used
+   *  without a request, another version is fetched anew. Without it the cached copy is
+   *  revalidated (ETag / Last-Modified) on every load. */
+  version?: string;
+}
+export interface WorkerLoadOptions extends Omit<LoadOptions, "fetch"> {
+  /** Milliseconds before the load rejects (the worker is then stopped: create a new one). */
+  timeout?: number;
 }
 export type ClassifyInput = string | [string, string] | { text: string; textPair?: string };
 
@@ -52,7 +63,7 @@ export class Model {
 
 /** The same API in a Web Worker, every call async. */
 export interface WorkerModel {
-  load(baseUrl: string | URL, options?: { onProgress?: (p: Progress) => void; cache?: boolean; threads?: Threads }): Promise<ModelInfo>;
+  load(baseUrl: string | URL, options?: WorkerLoadOptions): Promise<ModelInfo>;
   classify(text: string, textPair?: string): Promise<Prediction>;
   classifyBatch(inputs: ClassifyInput[]): Promise<Prediction[]>;
   tag(text: string): Promise<Tagging>;
@@ -60,9 +71,11 @@ export interface WorkerModel {
   relate(text: string, head: TextSpan, tail: TextSpan): Promise<Prediction>;
   relateBatch(inputs: { text: string; head: TextSpan; tail: TextSpan }[]): Promise<Prediction[]>;
   info(): Promise<ModelInfo>;
+  /** Stops the worker; pending and later calls reject. */
   terminate(): void;
 }
-export function createWorker(workerUrl?: string | URL): WorkerModel;
+/** If the worker fails to start or dies, every pending and later call rejects with an Error. */
+export function createWorker(options?: string | URL | { url?: string | URL }): WorkerModel;
 
 /** Browser: instantiates the wasm module (fetched next to this file), picking the build as ensureInit does. */
 export default function init(moduleOrPath?: unknown, options?: { threads?: Threads }): Promise<unknown>;

@@ -58,6 +58,10 @@ export function buildName() {
 
 const FILES = ["config.json", "tokenizer.json", "model.safetensors"];
 const CACHE_NAME = "bert-tasks-v1";
+// Headers on our cached copies: which set of three files an entry belongs to (entries of one
+// load share an id; a set with mixed ids is not used), and the caller's version, if any.
+const SET = "x-bert-tasks-set";
+const VERSION = "x-bert-tasks-version";
 
 function joinUrl(base, file) {
   const b = String(base);
@@ -73,54 +77,143 @@ async function openCache(enabled) {
   }
 }
 
-/** Fetches the three model files, reporting {loaded, total, file} as bytes arrive. */
-async function fetchModelFiles(baseUrl, { onProgress, cache = true, fetch: fetchFn = globalThis.fetch } = {}) {
+/** The cached copies of all three files if they are one complete set (and of `version`, when
+ *  given), else null. */
+async function cachedSet(store, urls, version) {
+  const found = await Promise.all(urls.map((url) => store.match(url).catch(() => undefined)));
+  if (found.some((r) => !r)) return null;
+  const ids = new Set(found.map((r) => r.headers.get(SET)));
+  if (ids.size !== 1 || ids.has(null)) return null;
+  if (version !== undefined && found[0].headers.get(VERSION) !== String(version)) return null;
+  return found;
+}
+
+/** Whether a fresh response carries the same validators as the cached copy: the same ETag
+ *  (where the server sends one and CORS exposes it) or else the same Last-Modified. */
+function unchanged(fresh, old) {
+  const etag = fresh.headers.get("etag");
+  if (etag && old.headers.get("etag")) return etag === old.headers.get("etag");
+  const modified = fresh.headers.get("last-modified");
+  return !!modified && modified === old.headers.get("last-modified");
+}
+
+/** `sha256-<base64>` of the bytes, as Subresource Integrity writes it. */
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return "sha256-" + btoa(String.fromCharCode(...digest));
+}
+
+/** Reads a response's body, reporting each chunk; a body shorter than its Content-Length
+ *  (a dropped connection some engines do not report) is an error. */
+async function readBody(res, url, onChunk) {
+  const chunks = [];
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      onChunk(value.byteLength);
+    }
+  } else {
+    const buf = new Uint8Array(await res.arrayBuffer());
+    chunks.push(buf);
+    onChunk(buf.byteLength);
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  const expected = Number(res.headers.get("content-length"));
+  if (expected && !res.headers.get("content-encoding") && out.byteLength !== expected) {
+    throw new Error(`bert-tasks: ${url} arrived incomplete (${out.byteLength} of ${expected} bytes)`);
+  }
+  return out;
+}
+
+/**
+ * Fetches the three model files, reporting {loaded, total, file} as bytes arrive.
+ *
+ * Cache: the three files are kept in the Cache API as one set (stored together after all three
+ * arrived and passed `integrity`; a partial or mixed set is never used). A cached set is
+ * revalidated on each load — fetched with `cache: "no-cache"` and kept when the server's ETag or
+ * Last-Modified is unchanged (the new body is then cancelled) — unless the caller passes a
+ * `version`, which then decides alone: the same version is used without a request, another one
+ * is fetched anew. Offline (the network request fails), the cached set is used as it is.
+ */
+async function fetchModelFiles(baseUrl, options = {}) {
+  const { onProgress, cache = true, fetch: fetchFn = globalThis.fetch, integrity, version } = options;
   const store = await openCache(cache);
-  const responses = await Promise.all(
-    FILES.map(async (file) => {
-      const url = joinUrl(baseUrl, file);
-      let res = store ? await store.match(url) : undefined;
-      const cached = !!res;
-      if (!res) {
-        res = await fetchFn(url);
-        if (!res.ok) throw new Error(`bert-tasks: fetching ${url} failed: HTTP ${res.status}`);
-      }
-      return { file, url, res, cached };
-    }),
-  );
-  const sizes = responses.map(({ res }) => Number(res.headers.get("content-length")) || 0);
+  const urls = FILES.map((file) => joinUrl(baseUrl, file));
+  const cached = store ? await cachedSet(store, urls, version) : null;
+  let sources;
+  if (cached && version !== undefined) {
+    sources = cached.map((res) => ({ res, fromCache: true }));
+  } else {
+    try {
+      sources = await Promise.all(
+        urls.map(async (url, i) => {
+          const old = cached?.[i];
+          const res = await fetchFn(url, old ? { cache: "no-cache" } : undefined);
+          if (old && (res.status === 304 || (res.ok && unchanged(res, old)))) {
+            res.body?.cancel().catch(() => {});
+            return { res: old, fromCache: true };
+          }
+          if (!res.ok) throw Object.assign(new Error(`bert-tasks: fetching ${url} failed: HTTP ${res.status}`), { http: true });
+          return { res, fromCache: false };
+        }),
+      );
+    } catch (e) {
+      if (!cached || e.http) throw e;
+      sources = cached.map((res) => ({ res, fromCache: true })); // offline: the whole cached set
+    }
+  }
+  const sizes = sources.map(({ res }) => Number(res.headers.get("content-length")) || 0);
   const total = sizes.every((s) => s > 0) ? sizes.reduce((a, b) => a + b, 0) : undefined;
   let loaded = 0;
-  const report = (file) => onProgress?.({ loaded, total, file });
-  return Promise.all(
-    responses.map(async ({ file, url, res, cached }) => {
-      const toStore = store && !cached ? res.clone() : null;
-      const chunks = [];
-      if (res.body && onProgress) {
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          chunks.push(value);
-          loaded += value.byteLength;
-          report(file);
-        }
-      } else {
-        const buf = new Uint8Array(await res.arrayBuffer());
-        chunks.push(buf);
-        loaded += buf.byteLength;
-        report(file);
-      }
-      if (toStore) await store.put(url, toStore).catch(() => {});
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-      let at = 0;
-      for (const c of chunks) {
-        out.set(c, at);
-        at += c.byteLength;
-      }
-      return out;
-    }),
+  const bytes = await Promise.all(
+    sources.map(({ res }, i) =>
+      readBody(res, urls[i], (n) => {
+        loaded += n;
+        onProgress?.({ loaded, total, file: FILES[i] });
+      }),
+    ),
   );
+  if (integrity) {
+    for (const [i, file] of FILES.entries()) {
+      const want = integrity[file];
+      if (!want) continue;
+      const got = await sha256(bytes[i]);
+      if (got !== want) {
+        if (sources[i].fromCache) await Promise.all(urls.map((url) => store.delete(url).catch(() => {})));
+        throw new Error(`bert-tasks: ${urls[i]} does not match its integrity hash (expected ${want}, got ${got})`);
+      }
+    }
+  }
+  if (store && sources.some((s) => !s.fromCache)) await storeSet(store, urls, bytes, sources, version);
+  return bytes;
+}
+
+/** Puts the three files in the cache under one new set id; if any put fails, none is kept. */
+async function storeSet(store, urls, bytes, sources, version) {
+  const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await Promise.all(
+      urls.map((url, i) => {
+        const headers = new Headers({ "content-type": "application/octet-stream", "content-length": String(bytes[i].byteLength), [SET]: id });
+        for (const h of ["etag", "last-modified"]) {
+          const v = sources[i].res.headers.get(h);
+          if (v) headers.set(h, v);
+        }
+        if (version !== undefined) headers.set(VERSION, String(version));
+        return store.put(url, new Response(bytes[i], { headers }));
+      }),
+    );
+  } catch {
+    await Promise.all(urls.map((url) => store.delete(url).catch(() => {})));
+  }
 }
 
 /** A fine-tuned model. Offsets in results and arguments are UTF-16 code units, so
@@ -184,28 +277,77 @@ export class Model {
   }
 }
 
-/** Runs a model in a Web Worker so the page never blocks. Returns the same API, async. */
-export function createWorker(workerUrl = new URL("./worker.js", import.meta.url)) {
-  const worker = new Worker(workerUrl, { type: "module" });
-  let next = 0;
+/**
+ * Runs a model in a Web Worker so the page never blocks. Returns the same API, async.
+ *
+ * `options.url` replaces the package's worker script (default: ./worker.js next to this file,
+ * written as `new Worker(new URL(...), ...)` literally so that bundlers find and emit it).
+ * The worker never hangs a caller: if it fails to start or dies (script error, wasm trap, out
+ * of memory, blocked by CSP), every pending and later call rejects with an Error saying so;
+ * `load(url, { timeout })` rejects after that many milliseconds (and stops the worker, whose state
+ * is then unknown); `terminate()` rejects what is pending.
+ */
+export function createWorker(options = {}) {
+  const { url } = typeof options === "string" || options instanceof URL ? { url: options } : options;
   const pending = new Map();
-  worker.onmessage = ({ data }) => {
-    const p = pending.get(data.id);
-    if (!p) return;
-    if (data.progress) return p.onProgress?.(data.progress);
-    pending.delete(data.id);
-    if (data.error) p.reject(new Error(data.error));
-    else p.resolve(data.result);
+  let dead = null;
+  let worker = null;
+  const fail = (error) => {
+    if (dead) return;
+    dead = error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+    worker?.terminate();
   };
-  const call = (method, args, onProgress) =>
-    new Promise((resolve, reject) => {
+  try {
+    worker = url ? new Worker(url, { type: "module" }) : new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  } catch (e) {
+    fail(new Error(`bert-tasks: the model worker could not be created: ${e?.message ?? e}`));
+  }
+  let next = 0;
+  if (worker) {
+    worker.onmessage = ({ data }) => {
+      const p = pending.get(data?.id);
+      if (!p) return;
+      if (data.progress) return p.onProgress?.(data.progress);
+      // A fatal error (wasm trap, out of memory) leaves the module unusable: this call and
+      // every other one fails with it, so `p` stays in `pending` for fail() to reject.
+      if (data.fatal) return fail(new Error(`bert-tasks: the model worker crashed: ${data.error}`));
+      pending.delete(data.id);
+      if (data.error) p.reject(new Error(data.error));
+      else p.resolve(data.result);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      const why = e?.message ? e.message : `its script did not load or run (${url ?? "worker.js"}; with a bundler, check that it was emitted as its own file)`;
+      fail(new Error(`bert-tasks: the model worker failed: ${why}`));
+    };
+    worker.onmessageerror = () => fail(new Error("bert-tasks: a message from the model worker could not be read"));
+  }
+  const call = (method, args, { onProgress, timeout } = {}) => {
+    if (dead) return Promise.reject(dead);
+    return new Promise((resolve, reject) => {
       const id = next++;
-      pending.set(id, { resolve, reject, onProgress });
-      worker.postMessage({ id, method, args });
+      let timer;
+      const done = (f) => (v) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      pending.set(id, { resolve: done(resolve), reject: done(reject), onProgress });
+      if (timeout > 0) {
+        timer = setTimeout(() => fail(new Error(`bert-tasks: ${method} timed out after ${timeout} ms (the worker was stopped)`)), timeout);
+      }
+      try {
+        worker.postMessage({ id, method, args });
+      } catch (e) {
+        pending.delete(id);
+        done(reject)(new Error(`bert-tasks: could not send ${method} to the model worker: ${e?.message ?? e}`));
+      }
     });
+  };
   return {
-    load: (baseUrl, { onProgress, cache = true, threads = "auto" } = {}) =>
-      call("load", [String(new URL(baseUrl, globalThis.location?.href)), { cache, threads }], onProgress),
+    load: (baseUrl, { onProgress, cache = true, threads = "auto", timeout, integrity, version } = {}) =>
+      call("load", [String(new URL(baseUrl, globalThis.location?.href)), { cache, threads, integrity, version }], { onProgress, timeout }),
     classify: (text, textPair) => call("classify", [text, textPair]),
     classifyBatch: (inputs) => call("classifyBatch", [inputs]),
     tag: (text) => call("tag", [text]),
@@ -213,6 +355,6 @@ export function createWorker(workerUrl = new URL("./worker.js", import.meta.url)
     relate: (text, head, tail) => call("relate", [text, head, tail]),
     relateBatch: (inputs) => call("relateBatch", [inputs]),
     info: () => call("info", []),
-    terminate: () => worker.terminate(),
+    terminate: () => fail(new Error("bert-tasks: the worker was terminated")),
   };
 }

@@ -6,22 +6,24 @@
 
 export const isNode = typeof process !== "undefined" && !!process.versions?.node;
 
+/** Node's built-in `name`, imported so that no bundler tries to resolve it for the browser
+ *  (a non-literal specifier for esbuild/rollup/Vite, and webpack told to leave it alone). */
+export const nodeBuiltin = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+
 /** Threads to use when the caller said "auto": all cores where threads can work, else 1. */
 export async function autoThreads() {
-  if (isNode) return (await import("node:os")).availableParallelism();
+  if (isNode) return (await nodeBuiltin("node:os")).availableParallelism();
   if (!globalThis.crossOriginIsolated || typeof WorkerGlobalScope === "undefined") return 1;
   return navigator.hardwareConcurrency ?? 1;
 }
-
-const workerUrl = new URL("./thread-worker.js", import.meta.url);
 
 // Kept referenced: some browsers collect workers that nothing points to.
 const workers = [];
 
 async function spawn(init) {
   if (isNode) {
-    const { Worker } = await import("node:worker_threads");
-    const worker = new Worker(workerUrl);
+    const { Worker } = await nodeBuiltin("node:worker_threads");
+    const worker = new Worker(new URL("./thread-worker.js", import.meta.url));
     worker.unref(); // pool threads never end; they must not keep the process alive
     const ready = new Promise((resolve, reject) => {
       worker.once("message", resolve);
@@ -31,7 +33,9 @@ async function spawn(init) {
     await ready;
     return worker;
   }
-  const worker = new Worker(workerUrl, { type: "module" });
+  // Written out literally: the pattern bundlers (Vite, webpack 5, esbuild plugins) recognise
+  // and emit the worker script for.
+  const worker = new Worker(new URL("./thread-worker.js", import.meta.url), { type: "module" });
   const ready = new Promise((resolve, reject) => {
     worker.onmessage = resolve;
     worker.onerror = (e) => reject(new Error(`bert-tasks: a thread worker failed to start: ${e.message}`));

@@ -1,7 +1,11 @@
 // The worker side of createWorker(): one model per worker, messages {id, method, args}.
+// A wasm trap (a Rust panic aborts) or running out of memory leaves the module unusable, so
+// those answer `fatal`: the page side then rejects everything pending and later.
 import { Model } from "./index.js";
 
 let model = null;
+
+const isFatal = (e) => e instanceof WebAssembly.RuntimeError || (e instanceof RangeError && /memory|allocat/i.test(e.message));
 
 self.onmessage = async ({ data: { id, method, args } }) => {
   try {
@@ -18,6 +22,6 @@ self.onmessage = async ({ data: { id, method, args } }) => {
     }
     self.postMessage({ id, result });
   } catch (e) {
-    self.postMessage({ id, error: String(e?.message ?? e) });
+    self.postMessage({ id, error: String(e?.message ?? e), fatal: isFatal(e) });
   }
 };
