@@ -23,7 +23,10 @@ const workers = [];
 async function spawn(init) {
   if (isNode) {
     const { Worker } = await nodeBuiltin("node:worker_threads");
-    const worker = new Worker(new URL("./thread-worker.js", import.meta.url));
+    // Not the literal `new URL("./x.js", import.meta.url)`: bundlers would take this Node-only
+    // URL for an asset and emit (and try to minify) a raw copy of the script.
+    const here = import.meta.url;
+    const worker = new Worker(new URL("./thread-worker.js", here));
     worker.unref(); // pool threads never end; they must not keep the process alive
     const ready = new Promise((resolve, reject) => {
       worker.once("message", resolve);

@@ -22,7 +22,7 @@ export function inside(root, file) {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel)) ? file : null;
 }
 
-function handle(prefixes, mounts, req, res) {
+function handle(prefixes, mounts, req, res, isolated) {
   if (req.method !== "GET" && req.method !== "HEAD") {
     return res.writeHead(405, { Allow: "GET, HEAD" }).end("method not allowed");
   }
@@ -52,8 +52,7 @@ function handle(prefixes, mounts, req, res) {
   const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
   const headers = {
     "Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
+    ...(isolated ? ISOLATION : {}),
     "Cache-Control": "no-cache",
     ETag: etag,
     "Last-Modified": stat.mtime.toUTCString(),
@@ -66,12 +65,16 @@ function handle(prefixes, mounts, req, res) {
     .pipe(res);
 }
 
-/** mounts: { "/": dir, "/pkg/": dir, ... } — longest prefix wins. Resolves to { server, url }. */
-export function serve(mounts, { port = 0, host = "127.0.0.1" } = {}) {
+// Cross-origin isolation: what SharedArrayBuffer, and so the threaded wasm build, needs.
+const ISOLATION = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
+
+/** mounts: { "/": dir, "/pkg/": dir, ... } — longest prefix wins. `isolated: false` leaves out
+ *  the cross-origin isolation headers (a plain static host). Resolves to { server, url }. */
+export function serve(mounts, { port = 0, host = "127.0.0.1", isolated = true } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = createServer((req, res) => {
     try {
-      handle(prefixes, mounts, req, res);
+      handle(prefixes, mounts, req, res, isolated);
     } catch (e) {
       if (!res.headersSent) res.writeHead(500).end("internal error");
       else res.destroy();
