@@ -1,6 +1,7 @@
 // The package where things go wrong, in headless Chromium:
 // - a worker that fails to start, dies, traps, never answers or is terminated rejects every
-//   pending and later call with an Error (none hangs: each page call is raced against a timer);
+//   pending and later call with an Error (none hangs: each page call is raced against a timer),
+//   and so does one a Content-Security-Policy blocks;
 // - the Cache API copy of a model is revalidated (a replaced model is fetched again), kept as one
 //   set of three files or not at all, never stored from an interrupted download, checked against
 //   `integrity` before it reaches wasm, served offline, and keyed by `version` when given.
@@ -95,6 +96,17 @@ test("workers never hang; cached models are revalidated, complete and checked", 
     assert.match(terminated.later.error, /terminated/, "and later calls");
     const real = await run(([u, m]) => window.workerCalls(u, m), [null, model("m")]);
     assert.ok(real.load.ok && real.later.ok, `the package's worker still works: ${JSON.stringify(real)}`);
+
+    const csp = await browser.newPage();
+    await csp.goto(url + "/csp.html");
+    await csp.waitForFunction(() => window.ready === true);
+    const blocked = await Promise.race([
+      csp.evaluate((m) => window.blocked(m), model("m")),
+      new Promise((_, fail) => setTimeout(() => fail(new Error("hung: a worker blocked by CSP")), 120_000)),
+    ]);
+    assert.ok(blocked.load.isError && blocked.later.isError, `blocked by CSP: both calls reject: ${JSON.stringify(blocked)}`);
+    assert.match(blocked.load.error, /worker (could not be created|failed)/);
+    await csp.close();
 
     // --- cache: revalidation picks up a replaced model ---
     let got = await run((m) => window.loadModel(m), model("m"));
