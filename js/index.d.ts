@@ -16,6 +16,8 @@ export interface ModelInfo {
   threads: number;
   /** The wasm build running (see buildName). */
   build: "baseline" | "relaxed" | "threads" | "threads-relaxed";
+  /** Bytes of wasm linear memory the module holds now (see memoryBytes). */
+  memoryBytes: number;
 }
 /** "auto": all cores where the threaded build can run (a worker of a cross-origin isolated page;
  *  Node), else 1. A number asks for that many threads; 1 = the single-threaded build. */
@@ -83,6 +85,9 @@ export function initSync(options: { module: BufferSource | WebAssembly.Module })
 export function ensureInit(moduleOrPath?: unknown, options?: { threads?: Threads }): Promise<unknown>;
 /** Threads the kernels use (1 when single-threaded). */
 export function threadCount(): number;
+/** Bytes of wasm linear memory the module holds now: it grows and never shrinks, so a number
+ *  that keeps rising over calls would be a leak; 0 before init. */
+export function memoryBytes(): number;
 /** The wasm build running: "baseline" (SIMD), "relaxed" (+ relaxed SIMD), "threads", "threads-relaxed". */
 export function buildName(): "baseline" | "relaxed" | "threads" | "threads-relaxed";
 

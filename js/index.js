@@ -5,8 +5,11 @@ import initBaseline, * as single from "./bert_tasks.js";
 import { autoThreads, isNode } from "./threads.js";
 import { startBestVariant } from "./variants.js";
 
-const { initSync } = single;
-export { initSync };
+/** Instantiates the baseline build synchronously from a module or its bytes (wasm-bindgen's initSync). */
+export function initSync(module) {
+  wasmExports = single.initSync(module);
+  return wasmExports;
+}
 
 /** Instantiates the wasm module: `await init()` picks the build as `ensureInit` does. */
 export default function init(moduleOrPath, options) {
@@ -16,11 +19,21 @@ export default function init(moduleOrPath, options) {
 // The instantiated wasm glue: the baseline build unless a variant (js/variants.js) was started.
 let glue = single;
 let build = "baseline";
+// The instantiated module's exports (its linear memory among them), for memoryBytes().
+let wasmExports = null;
 
-/** Uses an already instantiated glue module of build `name` (the Node entry's start). */
-export function useGlue(g, name) {
+/** Uses an already instantiated glue module of build `name` with its `exports` (the Node entry's start). */
+export function useGlue(g, name, exports) {
   glue = g;
   build = name;
+  wasmExports = exports ?? null;
+}
+
+/** Bytes of wasm linear memory the module holds now (it grows, never shrinks; a number that
+ *  keeps rising over calls would be a leak). 0 before init. */
+export function memoryBytes() {
+  const memory = wasmExports?.memory ?? glue.threadingParts?.()[1];
+  return memory?.buffer.byteLength ?? 0;
 }
 
 let ready = null;
@@ -38,10 +51,11 @@ export function ensureInit(moduleOrPath, { threads = "auto" } = {}) {
     const n = threads === "auto" ? await autoThreads() : Number(threads);
     const started = moduleOrPath || isNode ? null : await startBestVariant(n, (glue) => glue.default());
     if (started) {
-      useGlue(started.glue, started.name);
+      useGlue(started.glue, started.name, started.exports);
       return started.exports;
     }
-    return initBaseline(moduleOrPath ? { module_or_path: moduleOrPath } : undefined);
+    wasmExports = await initBaseline(moduleOrPath ? { module_or_path: moduleOrPath } : undefined);
+    return wasmExports;
   })();
   return ready;
 }
@@ -262,9 +276,10 @@ export class Model {
     return this.#inner.relateBatch(inputs);
   }
 
-  /** Labels, tag scheme, sizes; `threads`: how many threads the kernels use; `build`: the wasm build. */
+  /** Labels, tag scheme, sizes; `threads`: how many threads the kernels use; `build`: the wasm
+   *  build; `memoryBytes`: the module's linear memory now. */
   info() {
-    return { ...this.#inner.info(), threads: glue.threadCount(), build };
+    return { ...this.#inner.info(), threads: glue.threadCount(), build, memoryBytes: memoryBytes() };
   }
 
   setMaxTokens(n) {

@@ -3,13 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import * as single from "./bert_tasks.js";
-import { Model, buildName, threadCount, useGlue } from "./index.js";
+import { Model, buildName, initSync, memoryBytes, threadCount, useGlue } from "./index.js";
 import { autoThreads } from "./threads.js";
 import { startBestVariant } from "./variants.js";
 
-export { Model, buildName, threadCount };
-export const initSync = single.initSync;
+export { Model, buildName, initSync, memoryBytes, threadCount };
 
 let initialised = false;
 
@@ -24,7 +22,7 @@ export async function init({ threads = "auto" } = {}) {
   const n = threads === "auto" ? await autoThreads() : Number(threads);
   const started = await startBestVariant(n, (glue, wasm) => glue.initSync({ module: readFileSync(wasm) }));
   if (started) {
-    useGlue(started.glue, started.name);
+    useGlue(started.glue, started.name, started.exports);
     initialised = true;
     return;
   }
@@ -33,7 +31,7 @@ export async function init({ threads = "auto" } = {}) {
 
 function ensureInitSync() {
   if (!initialised) {
-    single.initSync({ module: readFileSync(new URL("./bert_tasks_bg.wasm", import.meta.url)) });
+    initSync({ module: readFileSync(new URL("./bert_tasks_bg.wasm", import.meta.url)) });
     initialised = true;
   }
 }

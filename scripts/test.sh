@@ -25,7 +25,7 @@ wasm-pack test --node --release --mode no-install -- --test wasm_node
 
 echo "[test] 3/4 npm package: Node, npm pack, Chromium + worker"
 bash scripts/build-pkg.sh
-(cd tests/js && node --test --test-concurrency=1 serve.test.mjs node.test.mjs package.test.mjs browser.test.mjs robust.test.mjs bundle.test.mjs)
+(cd tests/js && node --test --test-concurrency=1 serve.test.mjs node.test.mjs package.test.mjs browser.test.mjs robust.test.mjs bundle.test.mjs memory.test.mjs)
 
 echo "[test] 4/4 demo site end to end"
 bash scripts/demo-models.sh --quick "$BERT_TASKS_CACHE/demo-models-quick"

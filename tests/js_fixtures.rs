@@ -84,5 +84,28 @@ fn writes_models_and_native_outputs_for_the_js_tests() {
         .collect();
     all.insert("relate-en".into(), json!({"task": "relate", "inputs": inputs, "outputs": outputs}));
 
+    // q8 exports of two of them: the wasm package reads int8 weights as native does.
+    for (name, from) in [("classify-en-q8", "classify-en"), ("tag-crf-zh-q8", "tag-crf-zh")] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(root.join(from).join(f), dir.join(f)).unwrap();
+        }
+        let tensors = bert_tasks::model::Weights::from_dir(&root.join(from)).unwrap().into_tensors();
+        bert_tasks::model::weights::save_q8(&tensors, &dir.join("model.safetensors")).unwrap();
+        let m = Model::load(&dir, &Device::Cpu).unwrap();
+        let f = all[from].clone();
+        let outputs: Vec<Value> = f["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| match f["task"].as_str().unwrap() {
+                "classify" => serde_json::to_value(m.classify(i[0].as_str().unwrap(), i[1].as_str()).unwrap()).unwrap(),
+                _ => serde_json::to_value(m.tag(i.as_str().unwrap()).unwrap()).unwrap(),
+            })
+            .collect();
+        all.insert(name.into(), json!({"task": f["task"], "inputs": f["inputs"], "outputs": outputs}));
+    }
+
     std::fs::write(root.join("native.json"), serde_json::to_string_pretty(&Value::Object(all)).unwrap()).unwrap();
 }

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use candle_core::DType;
 
-use crate::model::weights::{save_safetensors, Weights};
+use crate::model::weights::{save_q8, save_safetensors, Weights};
 use crate::{Error, Result};
 
 #[derive(clap::Args)]
@@ -13,8 +13,9 @@ pub struct Args {
     /// Output folder (config.json, tokenizer.json, model.safetensors).
     #[arg(long)]
     out: PathBuf,
-    /// Weight type: f16 or bf16 halve the download; f32 keeps it exact.
-    #[arg(long, default_value = "f16", value_parser = ["f32", "f16", "bf16"])]
+    /// Weight type: f16 or bf16 halve the download; q8 (int8 matrices with per-row scales, the
+    /// rest f16) quarters it; f32 keeps it exact.
+    #[arg(long, default_value = "f16", value_parser = ["f32", "f16", "bf16", "q8"])]
     dtype: String,
 }
 
@@ -26,7 +27,15 @@ pub fn run(a: Args) -> Result<()> {
     };
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     let weights = Weights::from_dir(&a.model)?;
-    save_safetensors(&weights.into_tensors(), dtype, &a.out.join("model.safetensors"))?;
+    if weights.is_quantized() {
+        return Err(Error::Input(format!("{} is already a q8 export; export from the f32/f16 model", a.model.display())));
+    }
+    let out = a.out.join("model.safetensors");
+    if a.dtype == "q8" {
+        save_q8(&weights.into_tensors(), &out)?;
+    } else {
+        save_safetensors(&weights.into_tensors(), dtype, &out)?;
+    }
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(a.model.join(f), a.out.join(f)).map_err(|e| Error::io(a.model.join(f), e))?;
     }

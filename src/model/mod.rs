@@ -10,6 +10,7 @@ mod train_layer_norm;
 mod train_linear;
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed_gemm;
+pub mod quantize;
 pub mod weights;
 
 pub use config::BertConfig;

@@ -1,7 +1,8 @@
 //! Reading and writing checkpoint tensors in Hugging Face layout.
 //!
-//! Accepts `model.safetensors` in f32/f16/bf16 (converted to f32 when a module loads a tensor)
-//! and PyTorch's `pytorch_model.bin`. Old TF-era names (`LayerNorm.gamma`/`beta`) are renamed to
+//! Accepts `model.safetensors` in f32/f16/bf16 (converted to f32 when a module loads a tensor),
+//! our q8 exports (int8 matrices with per-row scales, dequantised here: `quantize.rs`) and
+//! PyTorch's `pytorch_model.bin`. Old TF-era names (`LayerNorm.gamma`/`beta`) are renamed to
 //! today's `weight`/`bias`, as transformers does when it loads them.
 
 use std::collections::HashMap;
@@ -17,11 +18,17 @@ use crate::{Error, Result};
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
     source: String,
+    /// Read from a q8 export: fine for inference, not a starting point for training.
+    quantized: bool,
 }
 
 impl Weights {
     /// Decodes a safetensors file already in memory (the browser path).
     pub fn from_safetensors(bytes: &[u8], source: &str) -> Result<Self> {
+        if crate::model::quantize::has_int8(bytes) == Some(true) {
+            let tensors = crate::model::quantize::dequantize(bytes, source)?;
+            return Ok(Self { quantized: true, ..Self::new(tensors, source) });
+        }
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
             .map_err(|e| Error::Weights(format!("{source}: {}", crate::error::clean(&e))))?;
         Ok(Self::new(tensors, source))
@@ -59,7 +66,12 @@ impl Weights {
             .into_iter()
             .map(|(name, t)| (modern_name(&name), t))
             .collect();
-        Weights { tensors, source: source.to_string() }
+        Weights { tensors, source: source.to_string(), quantized: false }
+    }
+
+    /// Whether these came from a q8 export (int8 weights, dequantised on load).
+    pub fn is_quantized(&self) -> bool {
+        self.quantized
     }
 
     pub fn source(&self) -> &str {
@@ -119,6 +131,15 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, dtype: DType, path: &
     let tmp = temp_path(path);
     candle_core::safetensors::save(&converted, &tmp)
         .map_err(|e| Error::Weights(format!("writing {}: {}", tmp.display(), crate::error::clean(&e))))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Writes a q8 model file (see `quantize.rs`), atomically like [`save_safetensors`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_q8(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let bytes = crate::model::quantize::quantize(tensors)?;
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

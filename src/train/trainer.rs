@@ -245,6 +245,12 @@ fn find_resume(out: &Path) -> Result<Option<Resume>> {
 /// Fills `varmap` with the trainable parameters: the base encoder under `bert.` (a fresh run;
 /// the head's tensors are created when the model is built), or everything from a checkpoint.
 fn load_parameters(varmap: &VarMap, base: &Checkpoint, resume_from: Option<&Path>, device: &Device) -> Result<()> {
+    if base.weights.is_quantized() {
+        return Err(Error::Input(format!(
+            "{}: a q8 export (int8 weights) cannot be trained; start from the f32/f16 model it was exported from",
+            base.weights.source()
+        )));
+    }
     let mut data = varmap.data().lock().map_err(|_| Error::Input("var map poisoned".into()))?;
     let loaded: HashMap<String, Tensor> = match resume_from {
         Some(dir) => crate::model::Weights::from_dir(dir)?.into_tensors(),

@@ -1,0 +1,142 @@
+//! q8 exports on the real weights: `bert-tasks export --dtype q8` writes a quarter of the f32
+//! file, loads where any model loads, and computes what f32 computes within stated tolerances.
+//! (Accuracy on trained models, f32 vs q8 side by side, is in README.md's results.)
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::Path;
+
+use bert_tasks::encode::TextEncoder;
+use bert_tasks::model::weights::save_q8;
+use bert_tasks::model::Weights;
+use bert_tasks::tasks::Model;
+use candle_core::Device;
+use common::*;
+
+const SENTENCES: &[&str] = &[
+    "I love Paris and its museums.",
+    "A man is playing a guitar on the street.",
+    "The service at this hotel was terrible, never again!",
+    "苹果公司发布了新款iPhone 15手机。",
+    "Barack Obama was born in Honolulu, Hawaii, in 1961.",
+];
+
+fn export_q8(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    save_q8(&Weights::from_dir(from).unwrap().into_tensors(), &to.join("model.safetensors")).unwrap();
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+#[test]
+fn q8_encoder_is_a_quarter_of_the_download_and_matches_f32() {
+    for base in ["all-minilm-l6-v2", "m3e-small"] {
+        let f32_dir = model_dir(base);
+        let q8 = TempDir::new("q8");
+        export_q8(&f32_dir, &q8.0);
+        let size = |d: &Path| std::fs::metadata(d.join("model.safetensors")).unwrap().len() as f64;
+        let ratio = size(&q8.0) / size(&f32_dir);
+        assert!(ratio <= 0.27, "{base}: q8 is {ratio:.3} of f32");
+        let w = Weights::from_dir(&q8.0).unwrap();
+        assert!(w.is_quantized());
+
+        let a = TextEncoder::load(&f32_dir, &Device::Cpu).unwrap().embed(SENTENCES).unwrap();
+        let b = TextEncoder::load(&q8.0, &Device::Cpu).unwrap().embed(SENTENCES).unwrap();
+        let mut worst = 1f32;
+        for (x, y) in a.iter().zip(&b) {
+            for (u, v) in x.last_hidden_state.iter().zip(&y.last_hidden_state) {
+                worst = worst.min(cosine(u, v));
+            }
+        }
+        // Measured: ≥ 0.995 on both encoders (per token, every layer's rounding compounded).
+        assert!(worst >= 0.99, "{base}: worst per-token cosine q8 vs f32 {worst}");
+        eprintln!("{base}: q8/f32 size {ratio:.3}, worst token cosine {worst:.4}");
+    }
+}
+
+#[test]
+fn q8_heads_agree_with_f32() {
+    // classify: the PyTorch BertForSequenceClassification checkpoint (pooler + classifier).
+    let f32_dir = TempDir::new("f32-classify");
+    pytorch_checkpoint_in("all-minilm-l6-v2-classify", "all-minilm-l6-v2", None, &f32_dir.0);
+    let q8_dir = TempDir::new("q8-classify");
+    export_q8(&f32_dir.0, &q8_dir.0);
+    let (a, b) = (Model::load(&f32_dir.0, &Device::Cpu).unwrap(), Model::load(&q8_dir.0, &Device::Cpu).unwrap());
+    for s in SENTENCES {
+        let (x, y) = (a.classify(s, None).unwrap(), b.classify(s, None).unwrap());
+        assert_eq!(x.label, y.label, "{s}");
+        for ((l, p), (_, q)) in x.scores.0.iter().zip(&y.scores.0) {
+            assert!((p - q).abs() <= 0.02, "{s}: {l} f32 {p} q8 {q}");
+        }
+    }
+
+    // tag (CRF, BMES constrained): tags agree on nearly every token; never an invalid sequence.
+    let f32_dir = TempDir::new("f32-tag");
+    let head = serde_json::json!({"task": "tag", "decoder": "crf", "scheme": "BMES", "constrained": true});
+    pytorch_checkpoint_in("m3e-small-tag-bmes", "m3e-small", Some(head), &f32_dir.0);
+    let q8_dir = TempDir::new("q8-tag");
+    export_q8(&f32_dir.0, &q8_dir.0);
+    let (a, b) = (Model::load(&f32_dir.0, &Device::Cpu).unwrap(), Model::load(&q8_dir.0, &Device::Cpu).unwrap());
+    let (mut same, mut total) = (0, 0);
+    for s in SENTENCES {
+        let (x, y) = (a.tag(s).unwrap(), b.tag(s).unwrap());
+        assert_eq!(x.tokens.len(), y.tokens.len());
+        for (u, v) in x.tokens.iter().zip(&y.tokens) {
+            assert_eq!((u.start, u.end), (v.start, v.end), "offsets do not depend on the weights");
+            total += 1;
+            same += (u.tag == v.tag) as usize;
+        }
+    }
+    let agreement = same as f64 / total as f64;
+    eprintln!("q8 vs f32 CRF tags: {same}/{total} = {agreement:.3}");
+    assert!(agreement >= 0.9, "tag agreement {agreement:.3}");
+}
+
+#[test]
+fn q8_cannot_be_trained_and_bad_scales_are_named() {
+    let q8 = TempDir::new("q8-train");
+    export_q8(&model_dir("all-minilm-l6-v2"), &q8.0);
+    let out = TempDir::new("q8-train-out");
+    let train = cache_dir().join("data/en-sentiment/train.tsv");
+    let cfg = bert_tasks::train::TrainConfig {
+        limit_train: Some(16),
+        ..bert_tasks::train::TrainConfig::new("classify".parse().unwrap(), q8.0.clone(), train, out.0.clone())
+    };
+    let e = bert_tasks::train::Trainer::new(cfg, false).err().expect("training a q8 model fails").to_string();
+    assert!(e.contains("q8") && e.contains("model.safetensors"), "{e}");
+
+    // A q8 file whose scale tensor was dropped: the load fails naming both tensors.
+    let bytes = std::fs::read(q8.0.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "encoder.layer.0.attention.self.query.weight_scale").collect();
+    let broken = safetensors::tensor::serialize(kept, None).unwrap();
+    std::fs::write(q8.0.join("model.safetensors"), broken).unwrap();
+    let e = Model::load(&q8.0, &Device::Cpu).err().expect("a missing scale fails").to_string();
+    assert!(e.contains("encoder.layer.0.attention.self.query.weight_scale"), "{e}");
+}
+
+#[test]
+fn a_q8_file_written_by_numpy_loads_and_runs() {
+    // fuzz/seeds/model_folder/tiny-classify-q8.bin: the tiny seed model with its matrices made
+    // int8 + `_scale` by safetensors.numpy (so another writer's q8 file is read, not only ours).
+    let raw = std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/model_folder/tiny-classify-q8.bin")).unwrap();
+    let a = u16::from_le_bytes([raw[0], raw[1]]) as usize;
+    let b = u16::from_le_bytes([raw[2], raw[3]]) as usize;
+    let (config, rest) = raw[4..].split_at(a);
+    let (tokenizer, weights) = rest.split_at(b);
+    let c = bert_tasks::checkpoint::Checkpoint::from_bytes(config, tokenizer, weights).unwrap();
+    assert!(c.weights.is_quantized());
+    let m = Model::from_checkpoint(c, &Device::Cpu).unwrap();
+    let r = m.classify("hello world", None).unwrap();
+    let total: f32 = r.scores.0.iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-4, "{total}");
+}
