@@ -50,7 +50,8 @@ function model(id, box) {
       bar.value = bar.max;
       box.dataset.progress = "100";
       const threads = ready.threads > 1 ? `${ready.threads} threads` : "1 thread";
-      text.textContent = ` ${mb(info.bytes)} MB, ready in ${ms(performance.now() - t0)} ms (wasm ${ready.build}, ${threads})`;
+      const f16 = info.variants?.f16 ? `; f16 would be ${mb(info.variants.f16.bytes)} MB` : "";
+      text.textContent = ` ${mb(info.bytes)} MB ${info.dtype ?? ""}${f16}, ready in ${ms(performance.now() - t0)} ms (wasm ${ready.build}, ${threads})`;
       return worker;
     })();
     promise.catch((e) => {
