@@ -15,7 +15,8 @@ mkdir -p "$OUT"
 
 train() { # id base train dev limit epochs maxlen -- args
   local id=$1 base=$2 tr=$3 dv=$4 limit=$5 epochs=$6 len=$7; shift 8
-  if [ -f "$OUT/$id/model.safetensors" ]; then echo "[demo] $id: cached"; return; fi
+  # Cached once both exports are there (a model from before the q8 layout, without f16/, is redone).
+  if [ -f "$OUT/$id/model.safetensors" ] && [ -f "$OUT/$id/f16/model.safetensors" ]; then echo "[demo] $id: cached"; return; fi
   if [ "$QUICK" = 1 ]; then limit=48; epochs=1; len=32; fi
   echo "[demo] training $id"
   local tmp="$OUT/.train-$id"

@@ -3,7 +3,7 @@
 // Each task runs on fixed inputs; what the page shows must equal the native CLI's prediction.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { serve } from "../../scripts/serve.mjs";
@@ -19,6 +19,12 @@ function predict(id, ...args) {
 
 test("demo page: every task, shown results equal native predictions", async () => {
   assert.ok(existsSync(join(SITE, "models/manifest.json")), `${SITE} not built: run scripts/demo-models.sh --quick and scripts/build-site.sh`);
+  // The site serves q8 exports, with the f16 ones listed beside them at about twice the size.
+  const { models } = JSON.parse(readFileSync(join(SITE, "models/manifest.json"), "utf8"));
+  for (const m of models) {
+    assert.equal(m.dtype, "q8", `${m.id} is served as q8`);
+    assert.ok(m.variants?.f16?.bytes > 1.8 * m.bytes, `${m.id}: the f16 export is listed (${m.variants?.f16?.bytes} vs ${m.bytes} bytes)`);
+  }
   const { server, url } = await serve({ "/": SITE });
   const browser = await launch();
   const errors = [];
