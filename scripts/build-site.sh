@@ -40,14 +40,24 @@ for mid in sorted(os.listdir(models)):
         continue
     cfg = json.load(open(os.path.join(d, "config.json")))
     head = cfg.get("task_head", {})
-    metric = None
+    metric, trained = None, None
     if os.path.isfile(os.path.join(d, "metrics.json")):
-        metric = json.load(open(os.path.join(d, "metrics.json")))["summary"].get("best_metric")
+        # What the model was trained on and how it scored, from the files the trainer wrote.
+        m = json.load(open(os.path.join(d, "metrics.json")))
+        metric = m["summary"].get("best_metric")
+        c = m.get("config", {})
+        trained = {
+            "base": os.path.basename(str(c.get("base", "")).rstrip("/")),
+            "data": "/".join(str(c.get("train", "")).split("/")[-2:]),
+            "examples": m["summary"].get("examples"), "epochs": c.get("epochs"),
+            "dev_examples": c.get("limit_dev"),
+            "metric": "span F1" if head.get("task") == "tag" else "macro-F1",
+        }
     entries.append({
         "id": mid, "task": head.get("task"), "head": head,
         "labels": [cfg["id2label"][k] for k in sorted(cfg["id2label"], key=int)],
         "bytes": size(d), "dtype": dtype(os.path.join(d, "model.safetensors")),
-        "dev_metric": metric,
+        "dev_metric": metric, "trained": trained,
     })
     f16 = os.path.join(d, "f16")
     if os.path.isfile(os.path.join(f16, "model.safetensors")):

@@ -52,6 +52,15 @@ function model(id, box) {
       const threads = ready.threads > 1 ? `${ready.threads} threads` : "1 thread";
       const f16 = info.variants?.f16 ? `; f16 would be ${mb(info.variants.f16.bytes)} MB` : "";
       text.textContent = ` ${mb(info.bytes)} MB ${info.dtype ?? ""}${f16}, ready in ${ms(performance.now() - t0)} ms (wasm ${ready.build}, ${threads})`;
+      const t = info.trained;
+      if (t) {
+        // Honest labels: what it learnt from and how it scored on dev, as the trainer wrote it.
+        const note = document.createElement("small");
+        note.className = "trained";
+        const score = info.dev_metric == null ? "no dev score" : `dev ${t.metric} ${info.dev_metric.toFixed(3)}${t.dev_examples ? ` on ${t.dev_examples} examples` : ""}`;
+        note.textContent = ` Trained from ${t.base} on ${t.data}: ${t.examples} examples, ${t.epochs} epoch${t.epochs === 1 ? "" : "s"}; ${score}.`;
+        box.append(note);
+      }
       return worker;
     })();
     promise.catch((e) => {

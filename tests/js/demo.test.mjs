@@ -43,6 +43,13 @@ test("demo page: every task, shown results equal native predictions", async () =
     assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("en-sentiment", text).label);
     assert.equal(await page.getAttribute("#classify-load", "data-progress"), "100", "progress bar reached 100%");
     assert.match(await page.textContent("#classify-time"), /^\d+ ms$/);
+    const trained = models.find((m) => m.id === "en-sentiment").trained;
+    assert.match(
+      await page.textContent("#classify-load .trained"),
+      new RegExp(`Trained from ${trained.base} on ${trained.data}: ${trained.examples} examples, 1 epoch; dev macro-F1 0\\.\\d{3}`),
+      "the page says what the model was trained on and its dev score",
+    );
+    assert.match(await page.textContent("#classify-load"), /MB q8; f16 would be [\d.]+ MB/);
 
     // Tag: Chinese NER with the CRF, then softmax.
     const ner = "新华社北京电，国家主席在人民大会堂会见了联合国秘书长。";
