@@ -15,6 +15,7 @@ mkdir -p "$OUT"
 
 train() { # id base train dev limit epochs maxlen -- args
   local id=$1 base=$2 tr=$3 dv=$4 limit=$5 epochs=$6 len=$7; shift 8
+  if [ "$PLAN" = 1 ]; then echo "$id" >> "$OUT/.plan.tmp"; return; fi
   # Cached once both exports are there (a model from before the q8 layout, without f16/, is redone).
   if [ -f "$OUT/$id/model.safetensors" ] && [ -f "$OUT/$id/f16/model.safetensors" ]; then echo "[demo] $id: cached"; return; fi
   if [ "$QUICK" = 1 ]; then limit=48; epochs=1; len=32; fi
@@ -30,6 +31,7 @@ train() { # id base train dev limit epochs maxlen -- args
   cp "$tmp/metrics.json" "$OUT/$id/metrics.json"
   rm -rf "$tmp"
 }
+all_models() {
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3"
 TAG="--task tag --lr 1e-4"
 train zh-sentiment "$ZH" "$D/zh-sentiment/train.tsv" "$D/zh-sentiment/dev.tsv" 800 1 96 -- $CLS
@@ -46,4 +48,9 @@ else REL_TRAIN="tests/fixtures/demo/relations.jsonl"; REL_DEV="$REL_TRAIN"; REL_
 for m in entity_markers entity_pool position_embedding; do
   train "relations-$m" "$EN" "$REL_TRAIN" "$REL_DEV" "$REL_N" 1 96 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 8
 done
+}
+# The plan first (MODELS/.plan: every model this run will have, read by scripts/site-models.py so
+# the page can list the ones still training), then the training.
+rm -f "$OUT/.plan.tmp"; PLAN=1 all_models; mv "$OUT/.plan.tmp" "$OUT/.plan"
+PLAN=0 all_models
 echo "[demo] models in $OUT"

@@ -30,5 +30,5 @@ bash scripts/build-pkg.sh
 echo "[test] 4/4 demo site end to end"
 bash scripts/demo-models.sh --quick "$BERT_TASKS_CACHE/demo-models-quick"
 bash scripts/build-site.sh "$BERT_TASKS_CACHE/demo-models-quick" "$BERT_TASKS_CACHE/site-test"
-(cd tests/js && node --test demo.test.mjs)
+(cd tests/js && node --test --test-concurrency=1 demo.test.mjs demo-training.test.mjs)
 echo "[test] all tests passed"

@@ -25,11 +25,65 @@ function setStatus(text, error = false) {
   $("status").classList.toggle("error", error);
 }
 
+/** " (step a/b)" for the model in training, else "". */
+function stepOf(id) {
+  const t = manifest.training;
+  return t?.current === id && t.progress ? ` (step ${t.progress.step}/${t.progress.steps})` : "";
+}
+
+/** Fills `select` with `ids`, keeping the current choice when it is still there. */
+function fillSelect(select, ids, label = (id) => id) {
+  const before = select.value;
+  select.replaceChildren(...ids.map((id) => new Option(label(id), id)));
+  if (ids.includes(before)) select.value = before;
+}
+
+/** The status line: models there, and those still training (scripts/demo.sh trains them while
+ *  the page is up; the manifest lists the rest of the plan and the current step). */
+function showStatus() {
+  const total = manifest.models.reduce((n, m) => n + m.bytes, 0);
+  let text = `${manifest.models.length} models available (${mb(total)} MB in all, each loaded when first used).`;
+  const pending = manifest.training?.pending ?? [];
+  if (pending.length) text += ` Still training: ${pending.map((id) => id + stepOf(id)).join(", ")}; each appears here when its training ends.`;
+  document.body.dataset.training = String(pending.length);
+  setStatus(text);
+}
+
+/** While models are training, re-reads the manifest every few seconds and adds what is new. */
+async function followTraining() {
+  while (manifest.training?.pending?.length) {
+    await new Promise((r) => setTimeout(r, 3000));
+    try {
+      const res = await fetch("./models/manifest.json", { cache: "no-store" });
+      if (!res.ok) continue;
+      const next = await res.json();
+      const grew = next.models.length !== manifest.models.length;
+      manifest = next;
+      if (grew) refreshModels();
+      showStatus();
+    } catch {
+      // the server may be restarting; try again
+    }
+  }
+}
+
+/** The model lists after new models arrived. */
+function refreshModels() {
+  const classify = $("classify-model");
+  const had = classify.value;
+  fillSelect(classify, manifest.models.filter((m) => m.task === "classify").map((m) => m.id));
+  if (!had && classify.value) classify.onchange();
+  fillSelect($("relate-model"), manifest.models.filter((m) => m.task === "relate").map((m) => m.id), (id) => id.replace("relations-", ""));
+}
+
 /** The worker of model `id`, loading it on first use with a progress bar in `box`. */
 function model(id, box) {
   if (!workers.has(id)) {
     const info = manifest.models.find((m) => m.id === id);
     const promise = (async () => {
+      if (!info && manifest.training?.pending?.includes(id)) {
+        throw new Error(`the model "${id}" is still training${stepOf(id)}; it appears here when its training ends`);
+      }
       if (!info) throw new Error(`the model "${id}" was not built for this site`);
       const worker = createWorker();
       const bar = document.createElement("progress");
@@ -269,9 +323,9 @@ async function main() {
   setupClassify();
   setupTag();
   setupRelate();
-  const total = manifest.models.reduce((n, m) => n + m.bytes, 0);
-  setStatus(`${manifest.models.length} models available (${mb(total)} MB in all, each loaded when first used).`);
+  showStatus();
   document.body.dataset.ready = "1";
+  followTraining();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("./sw.js").catch(() => {});
 }
 

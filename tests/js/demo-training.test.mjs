@@ -1,0 +1,75 @@
+// The demo page while the main command is still training (scripts/demo.sh serves the site at
+// once and refreshes its manifest with scripts/site-models.py as models finish): the page is
+// usable with the models that are there, says which are still training and at what step, and a
+// model appears on the page when its training ends. The "training" here is staged with the quick
+// demo models (a model folder moved in, its .train-<id> folder removed), which is exactly what
+// scripts/demo-models.sh leaves behind when a model is done.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { serve } from "../../scripts/serve.mjs";
+import { CACHE, launch } from "./common.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const QUICK = process.env.DEMO_MODELS ?? join(CACHE, "demo-models-quick");
+const BIN = process.env.BERT_TASKS_BIN ?? join(CACHE, "target/release/bert-tasks");
+
+const predict = (id, text) => JSON.parse(execFileSync(BIN, ["predict", "--json", "--model", join(QUICK, id), text], { encoding: "utf8" }));
+const refresh = (models, site) => execFileSync("python3", [join(root, "scripts/site-models.py"), models, site, "--quiet"]);
+
+test("demo page while models train: usable at once, says what is coming, shows each model as it finishes", async () => {
+  const work = mkdtempSync(join(tmpdir(), "bert-tasks-training-"));
+  const models = join(work, "models");
+  const site = join(work, "site");
+  mkdirSync(models);
+  cpSync(join(QUICK, "en-sentiment"), join(models, "en-sentiment"), { recursive: true });
+  writeFileSync(join(models, ".plan"), "en-sentiment\nzh-sentiment\nmsra-ner-crf\n");
+  mkdirSync(join(models, ".train-zh-sentiment"));
+  writeFileSync(join(models, "zh-sentiment.log"), "[train] epoch 1/1 step 3/10 loss 0.6 (1.0 steps/s, 400 tokens/s)\n");
+  execFileSync("bash", [join(root, "scripts/build-site.sh"), models, site], { stdio: "ignore" });
+
+  const { server, url } = await serve({ "/": site });
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.goto(url + "/");
+    await page.waitForSelector("body[data-ready='1']");
+    assert.equal(await page.getAttribute("body", "data-training"), "2");
+    assert.match(await page.textContent("#status"), /1 models available.*Still training: zh-sentiment \(step 3\/10\), msra-ner-crf/);
+
+    // Usable now: the model that is there classifies.
+    const en = "A gorgeous, witty and deeply moving film.";
+    await page.selectOption("#classify-model", "en-sentiment");
+    await page.fill("#classify-text", en);
+    await page.click("#classify-run");
+    await page.waitForSelector("#classify-out[data-label]");
+    assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("en-sentiment", en).label);
+    // A model still training says so instead of failing obscurely.
+    await page.click("#tag-run");
+    await page.waitForFunction(() => /still training/.test(document.querySelector("#tag-out")?.textContent ?? ""));
+
+    // zh-sentiment finishes: it appears in the list, and the status follows.
+    cpSync(join(QUICK, "zh-sentiment"), join(models, "zh-sentiment"), { recursive: true });
+    rmSync(join(models, ".train-zh-sentiment"), { recursive: true });
+    refresh(models, site);
+    await page.waitForSelector("#classify-model option[value='zh-sentiment']", { state: "attached", timeout: 15_000 });
+    await page.waitForSelector("body[data-training='1']");
+    assert.match(await page.textContent("#status"), /2 models available.*Still training: msra-ner-crf;/);
+    assert.equal(await page.inputValue("#classify-model"), "en-sentiment", "the user's choice is kept");
+    const zh = "这家酒店的服务太好了，下次还会再来！";
+    await page.selectOption("#classify-model", "zh-sentiment");
+    await page.fill("#classify-text", zh);
+    await page.evaluate(() => document.querySelector("#classify-out").removeAttribute("data-label"));
+    await page.click("#classify-run");
+    await page.waitForSelector("#classify-out[data-label]");
+    assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("zh-sentiment", zh).label);
+  } finally {
+    await browser.close();
+    server.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
