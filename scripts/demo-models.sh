@@ -36,7 +36,9 @@ CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3"
 TAG="--task tag --lr 1e-4"
 train zh-sentiment "$ZH" "$D/zh-sentiment/train.tsv" "$D/zh-sentiment/dev.tsv" 800 1 96 -- $CLS
 train en-sentiment "$EN" "$D/en-sentiment/train.tsv" "$D/en-sentiment/dev.tsv" 1000 1 64 -- $CLS
-train msra-ner-crf "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 800 1 64 -- $TAG --decoder crf --head-lr 5e-3
+# NER: 4,000 sentences at max-len 128 is ~3.5 minutes with length bucketing and reached dev span F1
+# 0.786 (bench/results/2026-12-03/bucketing.jsonl) where 800 at 64 gave 0.53.
+train msra-ner-crf "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 4000 1 128 -- $TAG --decoder crf --head-lr 5e-3
 train msra-ner-softmax "$ZH" "$D/msra-ner/train.conll" "$D/msra-ner/dev.conll" 800 1 64 -- $TAG --decoder softmax --head-lr 5e-3
 train pd-seg "$ZH" "$D/pd-seg/train.conll" "$D/pd-seg/dev.conll" 600 1 64 -- $TAG --decoder crf --head-lr 5e-3
 train pd-pos "$ZH" "$D/pd-pos/train.conll" "$D/pd-pos/dev.conll" 600 1 64 -- $TAG --decoder softmax --head-lr 5e-3
