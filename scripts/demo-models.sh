@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune the demo site's models with the project's own trainer (cached: a model already there
-# is kept). Full mode (600–1,000 examples a model, 1 epoch) fits in about 15 minutes on 2 CPU cores; --quick trains tiny ones in seconds
+# is kept). Full mode (600–4,000 examples a model, 1 epoch) takes about 18 minutes on 2 CPU cores, with the page already up (scripts/demo.sh); --quick trains tiny ones in seconds
 # (for the end-to-end test: same page, same package, small models).
 #   scripts/demo-models.sh [--quick] OUT_DIR
 set -euo pipefail
