@@ -61,6 +61,7 @@ def entry(mid, d):
             "examples": m["summary"].get("examples"), "epochs": c.get("epochs"),
             "dev_examples": c.get("limit_dev"),
             "metric": "span F1" if head.get("task") == "tag" else "macro-F1",
+            "train_path": str(c.get("train", "")),
         }
     e = {
         "id": mid, "task": head.get("task"), "head": head,
@@ -71,6 +72,38 @@ def entry(mid, d):
     if os.path.isfile(os.path.join(d, "f16", "model.safetensors")):
         e["variants"] = {"f16": {"path": f"{mid}/f16/", "bytes": size(os.path.join(d, "f16"))}}
     return e
+
+
+def utf16(text, chars):
+    """Character offset → UTF-16 offset (what the page's JavaScript strings count)."""
+    return len(text[:chars].encode("utf-16-le")) // 2
+
+
+def relation_examples(entries, limit=6):
+    """Held-out examples for the relate panel: from the test split next to the training file of
+    the relate models (when it is there), each with its gold label, spans in UTF-16."""
+    for e in entries:
+        data = (e.get("trained") or {}).get("train_path")
+        if e["task"] != "relate" or not data:
+            continue
+        test = os.path.join(os.path.dirname(data), "test.jsonl")
+        if not os.path.isfile(test) or os.path.samefile(test, data):
+            continue
+        out, labels = [], set()
+        with open(test, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r["label"] in labels or r["label"] not in e["labels"]:
+                    continue  # one example per label: the panel shows variety
+                labels.add(r["label"])
+                t = r["text"]
+                out.append({"text": t, "gold": r["label"],
+                            "head": [utf16(t, r["head"]["start"]), utf16(t, r["head"]["end"])],
+                            "tail": [utf16(t, r["tail"]["start"]), utf16(t, r["tail"]["end"])]})
+                if len(out) == limit:
+                    break
+        return out
+    return []
 
 
 def progress(models, mid):
@@ -96,6 +129,9 @@ def main():
             link(os.path.join(d, "f16"), os.path.join(site, "models", mid, "f16"))
         entries.append(entry(mid, d))
     manifest = {"models": entries}
+    examples = relation_examples(entries)
+    if examples:
+        manifest["relation_examples"] = examples
     plan_file = os.path.join(models, ".plan")
     if os.path.isfile(plan_file):
         have = {e["id"] for e in entries}

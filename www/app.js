@@ -74,6 +74,8 @@ function refreshModels() {
   fillSelect(classify, manifest.models.filter((m) => m.task === "classify").map((m) => m.id));
   if (!had && classify.value) classify.onchange();
   fillSelect($("relate-model"), manifest.models.filter((m) => m.task === "relate").map((m) => m.id), (id) => id.replace("relations-", ""));
+  // The first relate model brings the held-out examples.
+  if (manifest.relation_examples?.length && !$("relate-example").dataset.heldOut) setupRelate();
 }
 
 /** The worker of model `id`, loading it on first use with a progress bar in `box`. */
@@ -134,8 +136,8 @@ async function timed(el, fn) {
   return out;
 }
 
-function bars(el, prediction) {
-  const rows = Object.entries(prediction.scores).sort((a, b) => b[1] - a[1]);
+function bars(el, prediction, top = Infinity) {
+  const rows = Object.entries(prediction.scores).sort((a, b) => b[1] - a[1]).slice(0, top);
   el.replaceChildren(
     ...rows.map(([label, p]) => {
       const row = document.createElement("div");
@@ -259,6 +261,7 @@ function setupTag() {
 
 // ---------- relate ----------
 const marked = { head: null, tail: null };
+let gold = null; // the gold label of the picked test example; cleared when the user edits
 
 function showMarked() {
   const text = $("relate-text").value;
@@ -277,9 +280,13 @@ function setupRelate() {
   const ids = manifest.models.filter((m) => m.task === "relate").map((m) => m.id);
   select.replaceChildren(...ids.map((id) => new Option(id.replace("relations-", ""), id)));
   const examples = $("relate-example");
-  examples.replaceChildren(...RELATION_EXAMPLES.map((e, i) => new Option(e.text, String(i))));
+  // Held-out test sentences with their gold label when the site has them (scripts/site-models.py).
+  const list = manifest.relation_examples?.length ? manifest.relation_examples : RELATION_EXAMPLES;
+  examples.replaceChildren(...list.map((e, i) => new Option(e.gold ? `${e.text} (gold: ${e.gold})` : e.text, String(i))));
+  examples.dataset.heldOut = list === RELATION_EXAMPLES ? "" : "1";
   const pick = () => {
-    const e = RELATION_EXAMPLES[Number(examples.value)];
+    const e = list[Number(examples.value)];
+    gold = e.gold ?? null;
     $("relate-text").value = e.text;
     marked.head = { start: e.head[0], end: e.head[1] };
     marked.tail = { start: e.tail[0], end: e.tail[1] };
@@ -291,11 +298,13 @@ function setupRelate() {
     const t = $("relate-text");
     if (t.selectionStart === t.selectionEnd) return;
     marked[which] = { start: t.selectionStart, end: t.selectionEnd };
+    gold = null; // the user's own spans: no gold label
     showMarked();
   };
   $("mark-head").onclick = mark("head");
   $("mark-tail").onclick = mark("tail");
   $("relate-text").oninput = () => {
+    gold = null;
     marked.head = marked.tail = null;
     showMarked();
   };
@@ -304,7 +313,15 @@ function setupRelate() {
     try {
       if (!marked.head || !marked.tail) throw new Error("mark a head and a tail span first");
       const w = await model(select.value, $("relate-load"));
-      bars(out, await timed($("relate-time"), () => w.relate($("relate-text").value, marked.head, marked.tail)));
+      const prediction = await timed($("relate-time"), () => w.relate($("relate-text").value, marked.head, marked.tail));
+      bars(out, prediction, 3);
+      if (gold) {
+        const note = document.createElement("p");
+        note.className = "gold";
+        note.textContent = `gold: ${gold} — ${prediction.label === gold ? "correct" : "the model says " + prediction.label}`;
+        out.append(note);
+        out.dataset.gold = gold;
+      } else delete out.dataset.gold;
     } catch (e) {
       showError(out, e);
     }
