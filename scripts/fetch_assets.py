@@ -15,6 +15,7 @@ Idempotent: finished steps leave a `.complete` marker and are skipped next time.
 Python standard library only, so it runs on a fresh machine before anything is installed.
 """
 import argparse
+import collections
 import csv
 import hashlib
 import io
@@ -376,15 +377,23 @@ def data_webnlg(cache):
         at = sentence.find(entity) if entity else -1
         return (at, at + len(entity)) if at >= 0 else None
 
-    def rec(sentence, head, tail, label):
-        return {"text": sentence, "head": {"start": head[0], "end": head[1]},
-                "tail": {"start": tail[0], "end": tail[1]}, "label": label}
+    def spans(sentence, a, b):
+        """Where entities `a` and `b` occur in `sentence`, if both do without overlapping."""
+        ha, hb = find(sentence, a), find(sentence, b)
+        return None if not ha or not hb or (ha[0] < hb[1] and hb[0] < ha[1]) else (ha, hb)
 
     def build(d):
         arc = Archive(download(cache, "bigbench"))
         task = json.loads(arc.read("benchmark_tasks/gem/webnlg_en/task.json"))
         rows = {"train": [], "dev": [], "test": []}
         seen = set()
+
+        def add(split, sentence, head, tail, label):
+            if (sentence, head, tail) not in seen:
+                seen.add((sentence, head, tail))
+                rows[split].append({"text": sentence, "head": {"start": head[0], "end": head[1]},
+                                    "tail": {"start": tail[0], "end": tail[1]}, "label": label})
+
         for ex in task["examples"]:
             triples = []
             for t in ex["input"].strip().strip("()").split("), ("):
@@ -397,37 +406,18 @@ def data_webnlg(cache):
             for sentence in ex["target"]:
                 sentence = clean(sentence)
                 for subj, rel, obj in triples:
-                    head, tail = find(sentence, subj), find(sentence, obj)
-                    if not head or not tail or (head[0] < tail[1] and tail[0] < head[1]):
-                        continue
-                    key = (sentence, head, tail)
-                    if key not in seen:
-                        seen.add(key)
-                        rows[split].append(rec(sentence, head, tail, rel))
-                for a in entities:
-                    for b in entities:
-                        ha, hb = find(sentence, a), find(sentence, b)
-                        if a == b or (a, b) in linked or not ha or not hb or (ha[0] < hb[1] and hb[0] < ha[1]):
-                            continue
-                        key = (sentence, ha, hb)
-                        if key not in seen:
-                            seen.add(key)
-                            rows[split].append(rec(sentence, ha, hb, NO_RELATION))
-                        break
-                    else:
-                        continue
-                    break
-        counts = {}
-        for r in rows["train"]:
-            counts[r["label"]] = counts.get(r["label"], 0) + 1
+                    if found := spans(sentence, subj, obj):
+                        add(split, sentence, *found, rel)
+                # The first pair of the scene's entities that no triple links, if any.
+                unlinked = (spans(sentence, a, b) for a in entities for b in entities if a != b and (a, b) not in linked)
+                if found := next((s for s in unlinked if s), None):
+                    add(split, sentence, *found, NO_RELATION)
+        counts = collections.Counter(r["label"] for r in rows["train"])
         keep = {label for label, n in counts.items() if n >= WEBNLG_MIN_TRAIN}
         for split in rows:
             rows[split] = [r for r in rows[split] if r["label"] in keep]
         write_splits(d, rows, "jsonl", lambda r: json.dumps(r, ensure_ascii=False) + "\n")
-        per_split = {split: {} for split in rows}
-        for split, rs in rows.items():
-            for r in rs:
-                per_split[split][r["label"]] = per_split[split].get(r["label"], 0) + 1
+        per_split = {split: collections.Counter(r["label"] for r in rs) for split, rs in rows.items()}
         summary = {"min_train": WEBNLG_MIN_TRAIN, "labels": sorted(keep), "dropped_labels": len(counts) - len(keep),
                    "counts": {s: dict(sorted(c.items(), key=lambda kv: -kv[1])) for s, c in per_split.items()}}
         (d / "labels.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
