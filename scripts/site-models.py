@@ -47,21 +47,23 @@ def link(src, dst):
 
 
 def entry(mid, d):
+    """The manifest entry of model folder `d`, and the training file it was trained on (kept out of
+    the manifest: it is a path on the machine that built the site)."""
     cfg = json.load(open(os.path.join(d, "config.json")))
     head = cfg.get("task_head", {})
-    metric, trained = None, None
+    metric, trained, train_file = None, None, None
     if os.path.isfile(os.path.join(d, "metrics.json")):
         # What the model was trained on and how it scored, from the files the trainer wrote.
         m = json.load(open(os.path.join(d, "metrics.json")))
         metric = m["summary"].get("best_metric")
         c = m.get("config", {})
+        train_file = str(c.get("train", "")) or None
         trained = {
             "base": os.path.basename(str(c.get("base", "")).rstrip("/")),
             "data": "/".join(str(c.get("train", "")).split("/")[-2:]),
             "examples": m["summary"].get("examples"), "epochs": c.get("epochs"),
             "dev_examples": c.get("limit_dev"),
             "metric": "span F1" if head.get("task") == "tag" else "macro-F1",
-            "train_path": str(c.get("train", "")),
         }
     e = {
         "id": mid, "task": head.get("task"), "head": head,
@@ -71,7 +73,7 @@ def entry(mid, d):
     }
     if os.path.isfile(os.path.join(d, "f16", "model.safetensors")):
         e["variants"] = {"f16": {"path": f"{mid}/f16/", "bytes": size(os.path.join(d, "f16"))}}
-    return e
+    return e, train_file
 
 
 def utf16(text, chars):
@@ -79,11 +81,11 @@ def utf16(text, chars):
     return len(text[:chars].encode("utf-16-le")) // 2
 
 
-def relation_examples(entries, limit=6):
+def relation_examples(entries, train_files, limit=6):
     """Held-out examples for the relate panel: from the test split next to the training file of
     the relate models (when it is there), each with its gold label, spans in UTF-16."""
     for e in entries:
-        data = (e.get("trained") or {}).get("train_path")
+        data = train_files.get(e["id"])
         if e["task"] != "relate" or not data:
             continue
         test = os.path.join(os.path.dirname(data), "test.jsonl")
@@ -119,7 +121,7 @@ def progress(models, mid):
 def main():
     models, site = sys.argv[1], sys.argv[2]
     quiet = "--quiet" in sys.argv[3:]
-    entries = []
+    entries, train_files = [], {}
     for mid in sorted(os.listdir(models)):
         d = os.path.join(models, mid)
         if mid.startswith(".") or not os.path.isdir(d) or not ready(d):
@@ -127,9 +129,10 @@ def main():
         link(d, os.path.join(site, "models", mid))
         if os.path.isfile(os.path.join(d, "f16", "model.safetensors")):
             link(os.path.join(d, "f16"), os.path.join(site, "models", mid, "f16"))
-        entries.append(entry(mid, d))
+        e, train_files[mid] = entry(mid, d)
+        entries.append(e)
     manifest = {"models": entries}
-    examples = relation_examples(entries)
+    examples = relation_examples(entries, train_files)
     if examples:
         manifest["relation_examples"] = examples
     plan_file = os.path.join(models, ".plan")
