@@ -12,13 +12,10 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { serve } from "../../scripts/serve.mjs";
-import { CACHE, launch } from "./common.mjs";
+import { launch } from "./common.mjs";
+import { DEMO_MODELS, classifyOnPage, predict } from "./demo-page.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const QUICK = process.env.DEMO_MODELS ?? join(CACHE, "demo-models-quick");
-const BIN = process.env.BERT_TASKS_BIN ?? join(CACHE, "target/release/bert-tasks");
-
-const predict = (id, text) => JSON.parse(execFileSync(BIN, ["predict", "--json", "--model", join(QUICK, id), text], { encoding: "utf8" }));
 const refresh = (models, site) => execFileSync("python3", [join(root, "scripts/site-models.py"), models, site, "--quiet"]);
 
 test("demo page while models train: usable at once, says what is coming, shows each model as it finishes", async () => {
@@ -26,7 +23,7 @@ test("demo page while models train: usable at once, says what is coming, shows e
   const models = join(work, "models");
   const site = join(work, "site");
   mkdirSync(models);
-  cpSync(join(QUICK, "en-sentiment"), join(models, "en-sentiment"), { recursive: true });
+  cpSync(join(DEMO_MODELS, "en-sentiment"), join(models, "en-sentiment"), { recursive: true });
   // A relate model whose training file has a held-out test split beside it: the panel's
   // examples come from there, with their gold labels (spans in UTF-16 on the page: the emoji).
   const data = join(work, "relations");
@@ -37,7 +34,7 @@ test("demo page while models train: usable at once, says what is coming, shows e
   ];
   writeFileSync(join(data, "train.jsonl"), "");
   writeFileSync(join(data, "test.jsonl"), held.map((r) => JSON.stringify(r)).join("\n") + "\n");
-  cpSync(join(QUICK, "relations-entity_markers"), join(models, "relations-entity_markers"), { recursive: true });
+  cpSync(join(DEMO_MODELS, "relations-entity_markers"), join(models, "relations-entity_markers"), { recursive: true });
   const metricsPath = join(models, "relations-entity_markers", "metrics.json");
   const metrics = JSON.parse(readFileSync(metricsPath, "utf8"));
   metrics.config.train = join(data, "train.jsonl");
@@ -58,20 +55,14 @@ test("demo page while models train: usable at once, says what is coming, shows e
 
     // Usable now: the model that is there classifies.
     const en = "A gorgeous, witty and deeply moving film.";
-    await page.selectOption("#classify-model", "en-sentiment");
-    await page.fill("#classify-text", en);
-    await page.click("#classify-run");
-    await page.waitForSelector("#classify-out[data-label]");
-    assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("en-sentiment", en).label);
+    assert.equal(await classifyOnPage(page, "en-sentiment", en), predict("en-sentiment", en).label);
     // Relate: held-out examples with gold labels; the top three labels are shown.
     const options = await page.$$eval("#relate-example option", (os) => os.map((o) => o.textContent));
     assert.deepEqual(options, held.map((r) => `${r.text} (gold: ${r.label})`));
     await page.click("#relate-run");
     await page.waitForSelector("#relate-out[data-gold='capital']");
     const shownRel = await page.getAttribute("#relate-out", "data-label");
-    const nativeRel = JSON.parse(
-      execFileSync(BIN, ["predict", "--json", "--model", join(QUICK, "relations-entity_markers"), "--head", "26:32", "--tail", "2:7", held[0].text], { encoding: "utf8" }),
-    );
+    const nativeRel = predict("relations-entity_markers", "--head", "26:32", "--tail", "2:7", held[0].text);
     assert.equal(shownRel, nativeRel.label, "the page's relation equals native on the held-out example");
     assert.ok((await page.locator("#relate-out .bar").count()) <= 3, "top three labels");
     assert.match(await page.textContent("#relate-out .gold"), /^gold: capital — /);
@@ -81,7 +72,7 @@ test("demo page while models train: usable at once, says what is coming, shows e
     await page.waitForFunction(() => /still training/.test(document.querySelector("#tag-out")?.textContent ?? ""));
 
     // zh-sentiment finishes: it appears in the list, and the status follows.
-    cpSync(join(QUICK, "zh-sentiment"), join(models, "zh-sentiment"), { recursive: true });
+    cpSync(join(DEMO_MODELS, "zh-sentiment"), join(models, "zh-sentiment"), { recursive: true });
     rmSync(join(models, ".train-zh-sentiment"), { recursive: true });
     refresh(models, site);
     await page.waitForSelector("#classify-model option[value='zh-sentiment']", { state: "attached", timeout: 15_000 });
@@ -89,12 +80,7 @@ test("demo page while models train: usable at once, says what is coming, shows e
     assert.match(await page.textContent("#status"), /3 models available.*Still training: msra-ner-crf;/);
     assert.equal(await page.inputValue("#classify-model"), "en-sentiment", "the user's choice is kept");
     const zh = "这家酒店的服务太好了，下次还会再来！";
-    await page.selectOption("#classify-model", "zh-sentiment");
-    await page.fill("#classify-text", zh);
-    await page.evaluate(() => document.querySelector("#classify-out").removeAttribute("data-label"));
-    await page.click("#classify-run");
-    await page.waitForSelector("#classify-out[data-label]");
-    assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("zh-sentiment", zh).label);
+    assert.equal(await classifyOnPage(page, "zh-sentiment", zh), predict("zh-sentiment", zh).label);
   } finally {
     await browser.close();
     server.close();

@@ -2,20 +2,14 @@
 // its worker, with small models trained by the project's trainer (scripts/demo-models.sh --quick).
 // Each task runs on fixed inputs; what the page shows must equal the native CLI's prediction.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { serve } from "../../scripts/serve.mjs";
 import { CACHE, launch } from "./common.mjs";
+import { classifyOnPage, predict } from "./demo-page.mjs";
 
 const SITE = process.env.DEMO_SITE ?? join(CACHE, "site-test");
-const MODELS = process.env.DEMO_MODELS ?? join(CACHE, "demo-models-quick");
-const BIN = process.env.BERT_TASKS_BIN ?? join(CACHE, "target/release/bert-tasks");
-
-function predict(id, ...args) {
-  return JSON.parse(execFileSync(BIN, ["predict", "--json", "--model", join(MODELS, id), ...args], { encoding: "utf8" }));
-}
 
 test("demo page: every task, shown results equal native predictions", async () => {
   assert.ok(existsSync(join(SITE, "models/manifest.json")), `${SITE} not built: run scripts/demo-models.sh --quick and scripts/build-site.sh`);
@@ -36,11 +30,7 @@ test("demo page: every task, shown results equal native predictions", async () =
 
     // Classify: English sentiment.
     const text = "A gorgeous, witty and deeply moving film.";
-    await page.selectOption("#classify-model", "en-sentiment");
-    await page.fill("#classify-text", text);
-    await page.click("#classify-run");
-    await page.waitForSelector("#classify-out[data-label]");
-    assert.equal(await page.getAttribute("#classify-out", "data-label"), predict("en-sentiment", text).label);
+    assert.equal(await classifyOnPage(page, "en-sentiment", text), predict("en-sentiment", text).label);
     assert.equal(await page.getAttribute("#classify-load", "data-progress"), "100", "progress bar reached 100%");
     assert.match(await page.textContent("#classify-time"), /^\d+ ms$/);
     const trained = models.find((m) => m.id === "en-sentiment").trained;
