@@ -201,7 +201,7 @@ async function fetchModelFiles(baseUrl, options = {}) {
       if (!want) continue;
       const got = await sha256(bytes[i]);
       if (got !== want) {
-        if (sources[i].fromCache) await Promise.all(urls.map((url) => store.delete(url).catch(() => {})));
+        if (sources[i].fromCache) await dropSet(store, urls);
         throw new Error(`bert-tasks: ${urls[i]} does not match its integrity hash (expected ${want}, got ${got})`);
       }
     }
@@ -226,8 +226,13 @@ async function storeSet(store, urls, bytes, sources, version) {
       }),
     );
   } catch {
-    await Promise.all(urls.map((url) => store.delete(url).catch(() => {})));
+    await dropSet(store, urls);
   }
+}
+
+/** Removes all three files of a cached set (a set is used whole or not at all). */
+function dropSet(store, urls) {
+  return Promise.all(urls.map((url) => store.delete(url).catch(() => {})));
 }
 
 /** A fine-tuned model. Offsets in results and arguments are UTF-16 code units, so
