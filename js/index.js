@@ -32,8 +32,7 @@ export function useGlue(g, name, exports) {
 /** Bytes of wasm linear memory the module holds now (it grows, never shrinks; a number that
  *  keeps rising over calls would be a leak). 0 before init. */
 export function memoryBytes() {
-  const memory = wasmExports?.memory ?? glue.threadingParts?.()[1];
-  return memory?.buffer.byteLength ?? 0;
+  return wasmExports?.memory?.buffer.byteLength ?? 0; // every build exports its memory, threaded ones too
 }
 
 let ready = null;
