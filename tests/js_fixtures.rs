@@ -91,7 +91,7 @@ fn writes_models_and_native_outputs_for_the_js_tests() {
         for f in ["config.json", "tokenizer.json"] {
             std::fs::copy(root.join(from).join(f), dir.join(f)).unwrap();
         }
-        let tensors = bert_tasks::model::Weights::from_dir(&root.join(from)).unwrap().into_tensors();
+        let tensors = bert_tasks::model::Weights::from_dir(&root.join(from)).unwrap().into_tensors().unwrap();
         bert_tasks::model::weights::save_q8(&tensors, &dir.join("model.safetensors")).unwrap();
         let m = Model::load(&dir, &Device::Cpu).unwrap();
         let f = all[from].clone();

@@ -27,7 +27,7 @@ fn export_q8(from: &Path, to: &Path) {
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
-    save_q8(&Weights::from_dir(from).unwrap().into_tensors(), &to.join("model.safetensors")).unwrap();
+    save_q8(&Weights::from_dir(from).unwrap().into_tensors().unwrap(), &to.join("model.safetensors")).unwrap();
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

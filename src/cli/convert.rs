@@ -28,7 +28,7 @@ pub fn run(args: Args) -> Result<()> {
         "bf16" => DType::BF16,
         _ => DType::F32,
     };
-    let tensors = weights.into_tensors();
+    let tensors = weights.into_tensors()?;
     save_safetensors(&tensors, dtype, &args.output)?;
     eprintln!("wrote {} tensors to {} ({})", tensors.len(), args.output.display(), args.dtype);
     Ok(())

@@ -32,9 +32,9 @@ pub fn run(a: Args) -> Result<()> {
     }
     let out = a.out.join("model.safetensors");
     if a.dtype == "q8" {
-        save_q8(&weights.into_tensors(), &out)?;
+        save_q8(&weights.into_tensors()?, &out)?;
     } else {
-        save_safetensors(&weights.into_tensors(), dtype, &out)?;
+        save_safetensors(&weights.into_tensors()?, dtype, &out)?;
     }
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(a.model.join(f), a.out.join(f)).map_err(|e| Error::io(a.model.join(f), e))?;

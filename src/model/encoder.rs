@@ -5,12 +5,13 @@
 //! two hooks it lacks: real dropout in training, and extra embeddings added inside the embedding
 //! layer (relation-position embeddings). A dev test checks we agree with candle-transformers.
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
 use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
 use super::fused;
+use super::int8::Int8Linear;
 use super::train_attention::TrainingAttention;
 use super::train_linear;
 use super::norm::{softmax_last_dim, LayerNorm};
@@ -93,22 +94,55 @@ impl BertEmbeddings {
     }
 }
 
-/// A linear layer; in inference on CPU f32 through the fused kernel (bias inside the matmul,
-/// the thread pool on wasm too).
-fn forward_linear(layer: &Linear, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
-    if train.is_none() && fused::applies(x) {
-        Ok(fused::linear(x, layer.weight(), layer.bias())?)
-    } else if let (true, Some(bias)) = (fused::applies(x), layer.bias()) {
-        Ok(train_linear::forward(x, layer.weight(), bias)?)
-    } else {
-        Ok(layer.forward(x)?)
+/// A linear layer of the encoder: f32 weights, or int8 ones from a q8 export (`int8.rs`).
+pub enum Dense {
+    Float(Linear),
+    Int8(Int8Linear),
+}
+
+impl Dense {
+    /// Loads `weight` `[out_dim, in_dim]` and `bias`. A q8 export's int8 matrix (kept as raw
+    /// bytes by `Weights`, next to its `weight_scale`) stays int8 on the CPU; other devices
+    /// get it dequantised.
+    pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let scale_name = format!("weight{}", super::quantize::SCALE_SUFFIX);
+        if !vb.contains_tensor(&scale_name) {
+            return Ok(Dense::Float(linear(in_dim, out_dim, vb)?));
+        }
+        let raw = vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::U8)?;
+        let q: Vec<i8> = raw.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|b| b as i8).collect();
+        let scale = vb.get(out_dim, &scale_name)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        let bias = vb.get(out_dim, "bias")?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        let layer = Int8Linear::new(&q, scale, bias, out_dim, in_dim);
+        if vb.device().is_cpu() {
+            return Ok(Dense::Int8(layer));
+        }
+        let w = Tensor::from_vec(layer.dequantize(), (out_dim, in_dim), vb.device())?;
+        let b = Tensor::from_slice(layer.bias(), out_dim, vb.device())?;
+        Ok(Dense::Float(Linear::new(w, Some(b))))
+    }
+
+    /// In inference on CPU f32 through the fused kernel (bias inside the matmul, the thread
+    /// pool on wasm too), or the int8 one.
+    fn forward(&self, x: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+        let layer = match self {
+            Dense::Int8(q) => return Ok(q.forward(x)?),
+            Dense::Float(layer) => layer,
+        };
+        if train.is_none() && fused::applies(x) {
+            Ok(fused::linear(x, layer.weight(), layer.bias())?)
+        } else if let (true, Some(bias)) = (fused::applies(x), layer.bias()) {
+            Ok(train_linear::forward(x, layer.weight(), bias)?)
+        } else {
+            Ok(layer.forward(x)?)
+        }
     }
 }
 
 struct BertSelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
     dropout: Dropout,
     num_heads: usize,
     head_dim: usize,
@@ -118,9 +152,9 @@ impl BertSelfAttention {
     fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            query: linear(h, h, vb.pp("query"))?,
-            key: linear(h, h, vb.pp("key"))?,
-            value: linear(h, h, vb.pp("value"))?,
+            query: Dense::load(h, h, vb.pp("query"))?,
+            key: Dense::load(h, h, vb.pp("key"))?,
+            value: Dense::load(h, h, vb.pp("value"))?,
             dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             num_heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
@@ -136,18 +170,18 @@ impl BertSelfAttention {
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         if train.is_none() && fused::applies(x) {
-            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| forward_linear(l, x, None));
+            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x, None));
             return Ok(fused::attention(&q?, &k?, &v?, &mask_bias.reshape((b, t))?, self.num_heads)?);
         }
         if fused::applies(x) {
             // Training on the CPU: one fused op with an analytic backward (train_attention.rs).
-            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| forward_linear(l, x, train));
+            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x, train));
             let dropout = self.dropout.cpu_mask(b * self.num_heads * t * t, train);
             return Ok(TrainingAttention::forward(&q?, &k?, &v?, mask_bias, self.num_heads, dropout)?);
         }
-        let q = self.split_heads(&self.query.forward(x)?)?;
-        let k = self.split_heads(&self.key.forward(x)?)?;
-        let v = self.split_heads(&self.value.forward(x)?)?;
+        let q = self.split_heads(&self.query.forward(x, train)?)?;
+        let k = self.split_heads(&self.key.forward(x, train)?)?;
+        let v = self.split_heads(&self.value.forward(x, train)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
         let probs = softmax_last_dim(&scores, train.is_some())?;
@@ -158,7 +192,7 @@ impl BertSelfAttention {
 
 /// `dense` + dropout + residual + LayerNorm: the tail of both the attention and the FFN block.
 struct ResidualOutput {
-    dense: Linear,
+    dense: Dense,
     layer_norm: LayerNorm,
     dropout: Dropout,
 }
@@ -166,14 +200,14 @@ struct ResidualOutput {
 impl ResidualOutput {
     fn load(vb: VarBuilder, cfg: &BertConfig, in_dim: usize) -> candle_core::Result<Self> {
         Ok(Self {
-            dense: linear(in_dim, cfg.hidden_size, vb.pp("dense"))?,
+            dense: Dense::load(in_dim, cfg.hidden_size, vb.pp("dense"))?,
             layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
             dropout: Dropout::new(cfg.hidden_dropout_prob),
         })
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
-        let x = self.dropout.forward(&forward_linear(&self.dense, x, train)?, train)?;
+        let x = self.dropout.forward(&self.dense.forward(x, train)?, train)?;
         self.layer_norm.forward(&x.add(residual)?, train.is_some())
     }
 }
@@ -181,7 +215,7 @@ impl ResidualOutput {
 struct BertLayer {
     attention: BertSelfAttention,
     attention_output: ResidualOutput,
-    intermediate: Linear,
+    intermediate: Dense,
     activation: HiddenAct,
     output: ResidualOutput,
 }
@@ -191,7 +225,7 @@ impl BertLayer {
         Ok(Self {
             attention: BertSelfAttention::load(vb.pp("attention.self"), cfg)?,
             attention_output: ResidualOutput::load(vb.pp("attention.output"), cfg, cfg.hidden_size)?,
-            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
+            intermediate: Dense::load(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
             activation: cfg.hidden_act,
             output: ResidualOutput::load(vb.pp("output"), cfg, cfg.intermediate_size)?,
         })
@@ -200,7 +234,7 @@ impl BertLayer {
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let attended = self.attention.forward(x, mask_bias, train)?;
         let x = self.attention_output.forward(&attended, x, train)?;
-        let inner = forward_linear(&self.intermediate, &x, train)?;
+        let inner = self.intermediate.forward(&x, train)?;
         let inner = match self.activation {
             HiddenAct::Gelu => super::norm::gelu_erf(&inner, train.is_some())?,
             HiddenAct::GeluTanh => inner.gelu()?,
@@ -212,19 +246,19 @@ impl BertLayer {
 }
 
 pub struct BertPooler {
-    dense: Linear,
+    dense: Dense,
 }
 
 impl BertPooler {
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
-        Ok(Self { dense: linear(cfg.hidden_size, cfg.hidden_size, vb.pp("dense"))? })
+        Ok(Self { dense: Dense::load(cfg.hidden_size, cfg.hidden_size, vb.pp("dense"))? })
     }
 
     /// dense + tanh on the first ([CLS]) token.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
         // contiguous: CUDA matmul refuses a strided left operand (CPU accepts it).
         let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
-        Ok(self.dense.forward(&cls)?.tanh()?)
+        Ok(self.dense.forward(&cls, None)?.tanh()?)
     }
 }
 

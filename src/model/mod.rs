@@ -5,6 +5,7 @@ pub mod dropout;
 pub mod encoder;
 pub mod fastmath;
 pub mod fused;
+pub mod int8;
 mod train_attention;
 mod train_layer_norm;
 mod train_linear;

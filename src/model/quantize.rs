@@ -8,9 +8,11 @@
 //! - everything else (LayerNorm, biases, token-type embeddings, the task head, CRF transitions)
 //!   as `F16`.
 //!
-//! Any safetensors reader opens it; our loader ([`dequantize`]) turns each int8 matrix back into
-//! f32 when the file is read, so the encoder, heads and callers see the same tensors as ever.
-//! (Compute stays f32: the gain is the download and the Cache API copy, not yet speed.)
+//! Any safetensors reader opens it. Our loader ([`load_q8`]) keeps the encoder's linear-layer
+//! matrices int8 (as raw `U8` tensors beside their scales) for the int8 kernels (`int8.rs`,
+//! through `encoder::Dense`) and turns the other int8 matrices (embeddings, large heads) back
+//! into f32; [`dequantize_kept`] turns the kept ones into f32 too where plain tensors are needed
+//! (export, conversion).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -115,9 +117,16 @@ pub fn has_int8(bytes: &[u8]) -> Option<bool> {
     Some(st.tensors().iter().any(|(_, v)| v.dtype() == Dtype::I8))
 }
 
-/// Reads a q8 file: int8 matrices times their scales back to f32, the rest as stored. A
-/// missing or misshaped scale is an error naming the tensor.
-pub fn dequantize(bytes: &[u8], source: &str) -> Result<HashMap<String, Tensor>> {
+/// Whether the loader keeps `name` int8 for the int8 kernels: the encoder's linear layers (the
+/// ones `encoder::Dense` loads), not embeddings (looked up row by row) or heads.
+pub fn keeps_int8(name: &str) -> bool {
+    name.ends_with(".weight") && (name.contains("encoder.layer.") || name.contains("pooler.dense."))
+}
+
+/// Reads a q8 file: the matrices [`keeps_int8`] picks as raw `U8` tensors (the int8 bytes) with
+/// their F32 scales, the other int8 matrices times their scales back to f32, the rest as stored.
+/// A missing or misshaped scale is an error naming the tensor.
+pub fn load_q8(bytes: &[u8], source: &str) -> Result<HashMap<String, Tensor>> {
     let err = |m: String| Error::Weights(format!("{source}: {m}"));
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(e.to_string()))?;
     let views: HashMap<String, TensorView> = st.tensors().into_iter().collect();
@@ -139,18 +148,43 @@ pub fn dequantize(bytes: &[u8], source: &str) -> Result<HashMap<String, Tensor>>
                 )));
             }
             let scales: Vec<f32> = scale.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            let q = view.data();
-            let mut w = Vec::with_capacity(rows * cols);
-            for (r, s) in scales.iter().enumerate() {
-                w.extend(q[r * cols..(r + 1) * cols].iter().map(|&v| v as i8 as f32 * s));
+            if keeps_int8(name) {
+                tensors.insert(name.clone(), Tensor::from_vec(view.data().to_vec(), (rows, cols), &Device::Cpu)?);
+                tensors.insert(scale_name, Tensor::from_vec(scales, rows, &Device::Cpu)?);
+            } else {
+                tensors.insert(name.clone(), Tensor::from_vec(dequantize_rows(view.data(), &scales, cols), (rows, cols), &Device::Cpu)?);
             }
-            tensors.insert(name.clone(), Tensor::from_vec(w, (rows, cols), &Device::Cpu)?);
         } else if name.ends_with(SCALE_SUFFIX) && views.get(&name[..name.len() - SCALE_SUFFIX.len()]).is_some_and(|v| v.dtype() == Dtype::I8) {
-            continue; // consumed with its matrix
+            continue; // handled with its matrix
         } else {
             let t = view.load(&Device::Cpu).map_err(|e| err(format!("tensor {name}: {}", crate::error::clean(&e))))?;
             tensors.insert(name.clone(), t);
         }
+    }
+    Ok(tensors)
+}
+
+fn dequantize_rows(q: &[u8], scales: &[f32], cols: usize) -> Vec<f32> {
+    let mut w = Vec::with_capacity(scales.len() * cols);
+    for (row, s) in q.chunks_exact(cols).zip(scales) {
+        w.extend(row.iter().map(|&v| v as i8 as f32 * s));
+    }
+    w
+}
+
+/// Turns the int8 matrices [`load_q8`] kept (raw `U8` + scale) into f32, dropping the scales.
+pub fn dequantize_kept(mut tensors: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let kept: Vec<String> = tensors
+        .keys()
+        .filter(|n| tensors.get(*n).is_some_and(|t| t.dtype() == DType::U8) && tensors.contains_key(&format!("{n}{SCALE_SUFFIX}")))
+        .cloned()
+        .collect();
+    for name in kept {
+        let scale: Vec<f32> = tensors.remove(&format!("{name}{SCALE_SUFFIX}")).expect("checked").to_vec1()?;
+        let q = &tensors[&name];
+        let (rows, cols) = q.dims2()?;
+        let w = dequantize_rows(&q.flatten_all()?.to_vec1::<u8>()?, &scale, cols);
+        tensors.insert(name, Tensor::from_vec(w, (rows, cols), &Device::Cpu)?);
     }
     Ok(tensors)
 }
@@ -189,11 +223,23 @@ mod tests {
         assert_eq!(st.tensor("a.dense.weight").unwrap().dtype(), Dtype::I8);
         assert_eq!(st.tensor("a.dense.weight_scale").unwrap().shape(), [64]);
         assert_eq!(st.tensor("classifier.weight").unwrap().dtype(), Dtype::F16, "small matrices stay f16");
-        let back = dequantize(&bytes, "m").unwrap();
+        let back = load_q8(&bytes, "m").unwrap();
         assert_eq!(back.len(), 3, "scales are folded in, not returned");
         let got = back["a.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let worst = got.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= 1.0 / 127.0 / 2.0 + 1e-6, "max error {worst}");
+
+        // An encoder linear layer stays int8 (raw bytes + scale) for the int8 kernels, and
+        // dequantize_kept gives the same f32 as the other matrices get.
+        let mut enc = tensors.clone();
+        enc.insert("encoder.layer.0.output.dense.weight".into(), enc["a.dense.weight"].clone());
+        let kept = load_q8(&quantize(&enc).unwrap(), "m").unwrap();
+        assert_eq!(kept["encoder.layer.0.output.dense.weight"].dtype(), DType::U8);
+        assert_eq!(kept["encoder.layer.0.output.dense.weight_scale"].dims(), [64]);
+        let plain = dequantize_kept(kept).unwrap();
+        assert!(!plain.contains_key("encoder.layer.0.output.dense.weight_scale"));
+        let a = plain["encoder.layer.0.output.dense.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, got);
 
         // Scales missing, or of the wrong length: the message names the tensor.
         let strip = |keep: &dyn Fn(&str) -> bool, scale: Option<Vec<f32>>| {
@@ -211,10 +257,10 @@ mod tests {
             safetensors::tensor::serialize(raw.iter().map(|(n, o)| (n.as_str(), o)), None).unwrap()
         };
         let missing = strip(&|n| n != "a.dense.weight_scale", None);
-        let e = dequantize(&missing, "m.safetensors").err().unwrap().to_string();
+        let e = load_q8(&missing, "m.safetensors").err().unwrap().to_string();
         assert!(e.contains("m.safetensors") && e.contains("a.dense.weight") && e.contains("a.dense.weight_scale"), "{e}");
         let short = strip(&|n| n != "a.dense.weight_scale", Some(vec![1.0; 10]));
-        let e = dequantize(&short, "m.safetensors").err().unwrap().to_string();
+        let e = load_q8(&short, "m.safetensors").err().unwrap().to_string();
         assert!(e.contains("a.dense.weight_scale must be F32 [64]"), "{e}");
     }
 }

@@ -1,7 +1,8 @@
 //! Reading and writing checkpoint tensors in Hugging Face layout.
 //!
 //! Accepts `model.safetensors` in f32/f16/bf16 (converted to f32 when a module loads a tensor),
-//! our q8 exports (int8 matrices with per-row scales, dequantised here: `quantize.rs`) and
+//! our q8 exports (int8 matrices with per-row scales: `quantize.rs`; the encoder's linear layers
+//! stay int8 for the int8 kernels, everything else is f32 once loaded) and
 //! PyTorch's `pytorch_model.bin`. Old TF-era names (`LayerNorm.gamma`/`beta`) are renamed to
 //! today's `weight`/`bias`, as transformers does when it loads them.
 
@@ -26,7 +27,7 @@ impl Weights {
     /// Decodes a safetensors file already in memory (the browser path).
     pub fn from_safetensors(bytes: &[u8], source: &str) -> Result<Self> {
         if crate::model::quantize::has_int8(bytes) == Some(true) {
-            let tensors = crate::model::quantize::dequantize(bytes, source)?;
+            let tensors = crate::model::quantize::load_q8(bytes, source)?;
             return Ok(Self { quantized: true, ..Self::new(tensors, source) });
         }
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
@@ -69,7 +70,7 @@ impl Weights {
         Weights { tensors, source: source.to_string(), quantized: false }
     }
 
-    /// Whether these came from a q8 export (int8 weights, dequantised on load).
+    /// Whether these came from a q8 export (int8 weights).
     pub fn is_quantized(&self) -> bool {
         self.quantized
     }
@@ -101,8 +102,14 @@ impl Weights {
         VarBuilder::from_tensors(self.tensors.clone(), DType::F32, device)
     }
 
-    pub fn into_tensors(self) -> HashMap<String, Tensor> {
-        self.tensors
+    /// Every tensor as plain floats (a q8 export's int8 matrices dequantised, their scales
+    /// dropped): what export and conversion write.
+    pub fn into_tensors(self) -> Result<HashMap<String, Tensor>> {
+        if self.quantized {
+            crate::model::quantize::dequantize_kept(self.tensors)
+        } else {
+            Ok(self.tensors)
+        }
     }
 }
 

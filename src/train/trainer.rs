@@ -253,7 +253,7 @@ fn load_parameters(varmap: &VarMap, base: &Checkpoint, resume_from: Option<&Path
     }
     let mut data = varmap.data().lock().map_err(|_| Error::Input("var map poisoned".into()))?;
     let loaded: HashMap<String, Tensor> = match resume_from {
-        Some(dir) => crate::model::Weights::from_dir(dir)?.into_tensors(),
+        Some(dir) => crate::model::Weights::from_dir(dir)?.into_tensors()?,
         None => {
             let prefix = base.weights.encoder_prefix();
             let names: Vec<String> = base.weights.names().map(String::from).collect();

@@ -6,7 +6,7 @@ environment with the reference packages:
 
     python3 -m venv ~/.cache/bert-tasks/refenv
     ~/.cache/bert-tasks/refenv/bin/pip install torch transformers safetensors pytorch-crf==0.7.2 seqeval==1.2.2
-    ~/.cache/bert-tasks/refenv/bin/python tests/reference/make_fixtures.py
+    ~/.cache/bert-tasks/refenv/bin/python tests/reference/make_fixtures.py [--only encoder|classify|tag|relate]
 
 The fixtures hold only slices and norms of the outputs (kilobytes), never weights.
 """
@@ -228,6 +228,60 @@ def tag_fixture(base, labels, scheme, texts):
     return {"model": name, "labels": labels, "scheme": scheme, "inputs": rows}
 
 
+RELATE_LABELS = ["birthPlace", "capital", "leader"]
+RELATE_FILLER = "nothing to see here . " * 20
+RELATE_INPUTS = [  # (text, head span, tail span, token limit), spans in characters
+    ("Barack Obama was born in Honolulu, Hawaii.", (0, 12), (25, 33), 512),
+    ("Paris is the capital of France.", (24, 30), (0, 5), 512),
+    ("Angela Merkel led Germany for sixteen years, from 2005 to 2021.", (0, 13), (18, 25), 512),
+    ("The Acharya Institute of Technology is affiliated with Visvesvaraya Technological University.",
+     (4, 35), (55, 92), 512),
+    (RELATE_FILLER + "Barack Obama was born in Honolulu, Hawaii. " + RELATE_FILLER,
+     (440, 452), (465, 473), 32),
+]
+RELATE_VARIANTS = [  # (method, pooling, use_cls)
+    ("entity_pool", "pooler", False), ("entity_pool", "pooler", True),
+    ("position_embedding", "mean", False), ("position_embedding", "pooler", False),
+    ("entity_markers", "pooler", False),
+]
+
+
+def seeded(shape, i):
+    """The seeded head values tests/common's `random_head_checkpoint` writes for the i-th tensor."""
+    k = torch.arange(int(torch.tensor(shape).prod()), dtype=torch.int64)
+    v = ((k * 7919 + i * 104729) % 1000).to(torch.float32)
+    return ((v / 1000.0 - 0.5) * 0.2).reshape(shape)
+
+
+@torch.no_grad()
+def relate_fixture(base):
+    """Our relation heads are not transformers classes: hf_relate.py implements each method on
+    `BertModel`; here it runs with seeded head tensors that the Rust test recreates."""
+    from hf_relate import RelationModel, collate, encode, load_tokenizer
+    d = CACHE / "models" / base
+    tok = load_tokenizer(d)
+    bert = BertModel.from_pretrained(torch_weights_dir(base)).eval()
+    variants = []
+    for method, pooling, use_cls in RELATE_VARIANTS:
+        model = RelationModel(bert, len(RELATE_LABELS), method, pooling, use_cls).eval()
+        names = list(model.head_tensors().items())
+        if method == "position_embedding":  # the Rust test's order
+            names = names[2:] + names[:2]
+        for i, (name, p) in enumerate(names):
+            p.copy_(seeded(list(p.shape), i))
+        rows = []
+        for text, head, tail, limit in RELATE_INPUTS:
+            enc = encode(tok, text, head, tail, method == "entity_markers", limit)
+            logits = model(collate([enc], model.max_distance))[0]
+            rows.append({"input_ids": enc["ids"], "head": enc["head"], "tail": enc["tail"], "markers": enc["markers"],
+                         "logits": r(logits)})
+        variants.append({"method": method, "pooling": pooling, "use_cls": use_cls,
+                         "head_tensors": [[n, list(p.shape)] for n, p in names], "outputs": rows})
+    return {"model": base, "labels": RELATE_LABELS,
+            "inputs": [{"text": t, "head": h, "tail": tl, "max_tokens": m} for t, h, tl, m in RELATE_INPUTS],
+            "variants": variants}
+
+
 def write(name, obj):
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
@@ -236,12 +290,20 @@ def write(name, obj):
 
 
 def main():
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    want = lambda kind: only in (None, kind)
     torch.manual_seed(0)
     for name in SENTENCES:
-        write(f"encoder-{name}.json", encoder_fixture(name))
-        write(f"classify-{name}.json", classify_fixture(name))
-        write(f"tag-{name}-bio.json", tag_fixture(name, NER_LABELS, "BIO", SENTENCES[name]))
-    write("tag-m3e-small-bmes.json", tag_fixture("m3e-small", SEG_LABELS, "BMES", SENTENCES["m3e-small"]))
+        if want("encoder"):
+            write(f"encoder-{name}.json", encoder_fixture(name))
+        if want("classify"):
+            write(f"classify-{name}.json", classify_fixture(name))
+        if want("tag"):
+            write(f"tag-{name}-bio.json", tag_fixture(name, NER_LABELS, "BIO", SENTENCES[name]))
+    if want("tag"):
+        write("tag-m3e-small-bmes.json", tag_fixture("m3e-small", SEG_LABELS, "BMES", SENTENCES["m3e-small"]))
+    if want("relate"):
+        write("relate-all-minilm-l6-v2.json", relate_fixture("all-minilm-l6-v2"))
 
 
 if __name__ == "__main__":
