@@ -3,7 +3,11 @@
 - $CACHE/bench/classify, $CACHE/bench/tag: BertForSequenceClassification (2 labels) and
   BertForTokenClassification (9 labels) with seeded heads, saved by transformers (safetensors,
   f32) -- bert-tasks loads these folders as is -- plus onnx/model.onnx (f32, torch.onnx export,
-  dynamic batch and length) for transformers.js;
+  dynamic batch and length) for transformers.js, and the two quantised files transformers.js
+  loads for `dtype: "q8"` and `"q4"`: onnx/model_quantized.onnx (onnxruntime's dynamic int8:
+  uint8 weights, one scale per tensor, activations quantised at run time -- the recipe of
+  transformers.js's conversion script) and onnx/model_q4.onnx (MatMulNBits, 4-bit blocks of 32,
+  symmetric); bench/q8.sh adds our own q8 exports (`bert-tasks export --dtype q8`);
 - bench/texts.json (in $CACHE/bench): real English text cut to exactly 16, 128 and 512 tokens
   ([CLS] and [SEP] included), so every engine runs the same token count;
 - train.tsv: 64 labelled texts of at least 128 tokens (training-step timing, batch 16 x 128).
@@ -19,7 +23,7 @@ CACHE = pathlib.Path(os.environ.get("BERT_TASKS_CACHE", pathlib.Path.home() / ".
 BASE = CACHE / "models/all-minilm-l6-v2"
 OUT = CACHE / "bench"
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
-VERSION = "1"
+VERSION = "2"
 
 
 def export_onnx(model, folder: pathlib.Path):
@@ -37,6 +41,14 @@ def export_onnx(model, folder: pathlib.Path):
         opset_version=17,
         dynamo=False,
     )
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    import onnx
+    quantize_dynamic(str(folder / "onnx/model.onnx"), str(folder / "onnx/model_quantized.onnx"),
+                     weight_type=QuantType.QUInt8, per_channel=False, reduce_range=False)
+    q4 = MatMulNBitsQuantizer(onnx.load(str(folder / "onnx/model.onnx")), block_size=32, is_symmetric=True)
+    q4.process()
+    q4.model.save_model_to_file(str(folder / "onnx/model_q4.onnx"))
 
 
 def make(cls, name, labels):

@@ -47,7 +47,7 @@ SHAPES = [(1, 16), (1, 128), (1, 512), (8, 128)]
 OURS_WASM, TJS = "bert-tasks wasm", "transformers.js wasm (onnxruntime-web)"
 for fname, title in (("browser", "headless Chromium"), ("node", "Node")):
     flagged = [r for r in rows(fname) if r.get("node_flags")]
-    rs = [r for r in rows(fname) if not r.get("node_flags")]
+    rs = [r for r in rows(fname) if not r.get("node_flags") and r.get("dtype", "f32") == "f32"]
     if not rs:
         continue
     host = rs[0]["host"]
@@ -150,6 +150,49 @@ if rs:
         ratios = ["–" if r in mine else f"{o['gzip_bytes'] / r['gzip_bytes']:.2f} {verdict(o['gzip_bytes'] / r['gzip_bytes'], 0.33)}" for o in mine]
         out.append(f"| {r['file']} | {r['bytes'] / 2**20:.2f} MiB | {r['gzip_bytes'] / 2**20:.2f} MiB | " + " | ".join(ratios) + " |")
     out.append("")
+
+rs = rows("q8")
+if rs:
+    out.append("### 6. q8 (int8 weights and int8 kernels) against transformers.js's q8 and q4, text in → probabilities out\n")
+    allt = max(r.get("threads", 1) for r in rs if "threads" in r)
+    for host_kind, goal in (("Chromium", 0.7), ("Node", 0.8)):
+        hr = [r for r in rs if r.get("host", "").startswith(host_kind)]
+        if not hr:
+            continue
+        out.append(f"{hr[0]['host']} (goal: ours q8 ≤ {goal} × transformers.js q8):\n")
+        out.append(f"| task | batch×tokens | ours q8 1 thread | tjs q8 1 thread | ratio | tjs q4 1 thread | ours q8 {allt} threads | tjs q8 {allt} threads | ratio | tjs q4 {allt} threads |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        cell = lambda r: ms(r["median_ms"]) if r else "–"
+        for task in ("classify", "tag"):
+            for b, t in SHAPES:
+                cells = []
+                for th in (1, allt):
+                    o = pick(hr, engine=OURS_WASM, task=task, batch=b, tokens=t, threads=th, dtype="q8")
+                    p = pick(hr, engine=TJS, task=task, batch=b, tokens=t, threads=th, dtype="q8")
+                    p4 = pick(hr, engine=TJS, task=task, batch=b, tokens=t, threads=th, dtype="q4")
+                    ratio = f"{o['median_ms'] / p['median_ms']:.2f}" + (f" {verdict(o['median_ms'] / p['median_ms'], goal)}" if (b, t) == (1, 128) else "") if o and p else "–"
+                    cells.append(f"{cell(o)} | {cell(p)} | {ratio} | {cell(p4)}")
+                out.append(f"| {task} | {b}×{t} | {cells[0]} | {cells[1]} |")
+        out.append("")
+    nat = [r for r in rs if r.get("engine") == "bert-tasks native"]
+    if nat:
+        out.append("Native (goal: q8 ≤ 0.6 × our f32, same run):\n")
+        out.append("| task | batch×tokens | threads | f32 ms | q8 ms | ratio |")
+        out.append("|---|---|---|---|---|---|")
+        for task in ("classify", "tag"):
+            for th in sorted({r["threads"] for r in nat}):
+                for b, t in SHAPES:
+                    f = pick(nat, task=task, batch=b, tokens=t, threads=th, dtype="f32")
+                    q = pick(nat, task=task, batch=b, tokens=t, threads=th, dtype="q8")
+                    if f and q:
+                        r = q["median_ms"] / f["median_ms"]
+                        out.append(f"| {task} | {b}×{t} | {th} | {ms(f['median_ms'])} | {ms(q['median_ms'])} | {r:.2f} {verdict(r, 0.6)} |")
+        out.append("")
+    sizes = [r for r in rs if "model_file" in r]
+    if sizes:
+        f32 = next((r["bytes"] for r in sizes if r["model_file"] == "classify/model.safetensors"), None)
+        out.append("Download (classify model weights): " + ", ".join(
+            f"`{r['model_file']}` {r['bytes'] / 1e6:.1f} MB" + (f" ({r['bytes'] / f32:.3f}×)" if f32 else "") for r in sizes) + ".\n")
 
 block = "\n".join(out)
 text = target.read_text() if target.exists() else "# Benchmarks\n\n<!-- bench:start -->\n<!-- bench:end -->\n"

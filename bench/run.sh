@@ -3,12 +3,15 @@
 # bench/results/<date>/*.jsonl and BENCHMARKS.md (bench/report.py).
 #   bash bench/run.sh            full run (~20 min on 2 cores)
 #   REPEAT=5 bash bench/run.sh   quicker, noisier (BENCH_OUT=dir names the results folder)
+#   bash bench/run.sh q8         only the q8/q4 section (into the same results folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 REPEAT="${REPEAT:-20}"
 TRAIN_REPEAT="${TRAIN_REPEAT:-8}"
 ALL=$(nproc)
+ONLY="${1:-}"
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 bash scripts/setup.sh >/dev/null
 bash scripts/install-tools.sh wasm browser refenv bench
 PY="$BERT_TASKS_CACHE/refenv/bin/python"
@@ -17,6 +20,8 @@ bash scripts/build-pkg.sh >/dev/null
 B="$BERT_TASKS_CACHE/bench"
 OUT="${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d)}"
 mkdir -p "$OUT"
+: > "$OUT/q8.jsonl"
+if want main; then
 : > "$OUT/native.jsonl"; : > "$OUT/train.jsonl"; : > "$OUT/node.jsonl"
 
 echo "[bench] native inference (bert-tasks vs PyTorch), 1 and $ALL threads"
@@ -58,6 +63,33 @@ echo "[bench] sizes"
     printf '{"file":"%s","bytes":%d,"gzip_bytes":%d}\n' "$(case "$f" in pkg/*) echo "${f#pkg/}" ;; *) basename "$f" ;; esac)" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
   done
 } > "$OUT/size.jsonl"
+fi
+
+if want q8; then
+echo "[bench] q8: ours (export --dtype q8) vs our f32 natively, vs transformers.js q8 / q4 in Node and Chromium"
+for task in classify tag; do
+  "$BERT_TASKS_BIN" export --model "$B/$task" --out "$B/$task-q8" --dtype q8 >/dev/null
+done
+tagged() { sed "s/^{/{\"dtype\":\"$1\",/"; }
+for t in 1 "$ALL"; do
+  for task in classify tag; do
+    for d in f32 q8; do
+      m="$B/$task"; [ "$d" = f32 ] || m="$B/$task-$d"
+      "$BERT_TASKS_BIN" --threads "$t" bench --mode infer --model "$m" --texts "$B/texts.json" --repeat "$REPEAT" | tagged "$d" >> "$OUT/q8.jsonl"
+    done
+  done
+done
+for task in classify tag; do
+  for t in 1 "$ALL"; do
+    node bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" q8 >> "$OUT/q8.jsonl"
+    for d in q8 q4; do node bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" "$d" >> "$OUT/q8.jsonl"; done
+  done
+done
+node bench/js/browser-bench.mjs "$REPEAT" q8,q4 >> "$OUT/q8.jsonl"
+for f in "$B/classify/model.safetensors" "$B/classify-q8/model.safetensors" "$B/classify/onnx/model.onnx" "$B/classify/onnx/model_quantized.onnx" "$B/classify/onnx/model_q4.onnx"; do
+  printf '{"model_file":"%s","bytes":%d}\n' "${f#$B/}" "$(stat -c %s "$f")" >> "$OUT/q8.jsonl"
+done
+fi
 
 echo "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $ALL cores" > "$OUT/machine.txt"
 "$PY" bench/report.py "$OUT" > BENCHMARKS.md.new

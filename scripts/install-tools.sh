@@ -35,10 +35,10 @@ for what in "$@"; do
     ;;
   refenv)
     env="$BERT_TASKS_CACHE/refenv"
-    if ! "$env/bin/python" -c "import torch, transformers, onnx, onnxscript, torchcrf, seqeval" 2>/dev/null; then
+    if ! "$env/bin/python" -c "import torch, transformers, onnx, onnxscript, onnxruntime, torchcrf, seqeval" 2>/dev/null; then
       python3 -m venv "$env"
       "$env/bin/pip" install -q torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 pytorch-crf==0.7.2 seqeval==1.2.2 \
-        onnx==1.23.2 onnxscript==0.7.2
+        onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0
     fi
     ;;
   bench)

@@ -26,6 +26,22 @@ run() { # name base data-dir ext test-limit -- train args...
   echo "$(( $(date +%s) - start ))" > "$R/$name/seconds"
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v, 4) for k, v in d.items() if isinstance(v, float)})" "$R/$name/test.json"
 }
+# The PyTorch reference of a relation method (needs the reference env: install-tools.sh refenv).
+torch_relate() { # name method -- args
+  local name=$1 method=$2; shift 2
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+  echo "== $name"
+  if [ -f "$R/$name/test.json" ] && [ -z "${FORCE:-}" ]; then head -c 300 "$R/$name/test.json"; echo; return; fi
+  bash scripts/install-tools.sh refenv
+  mkdir -p "$R/$name"
+  local start=$(date +%s)
+  "$BERT_TASKS_CACHE/refenv/bin/python" tests/reference/hf_relate.py --model "$EN" --method "$method" \
+    --train "$D/webnlg/train.jsonl" --dev "$D/webnlg/dev.jsonl" --test "$D/webnlg/test.jsonl" --limit-dev 300 \
+    --threads "$(nproc)" "$@" > "$R/$name.log" 2>&1
+  tail -1 "$R/$name.log" > "$R/$name/test.json"
+  echo "$(( $(date +%s) - start ))" > "$R/$name/seconds"
+  head -c 300 "$R/$name/test.json"; echo
+}
 ONLY="${*:-}"
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 16"
 TAG="--task tag --lr 1e-4 --batch-size 16"
@@ -58,6 +74,14 @@ if [ -d "$D/vitaminc" ]; then
   run vitaminc-3k "$EN" vitaminc tsv 500 -- $CLS --epochs 1 --max-len 128 --limit-train 3000
   for m in entity_pool position_embedding entity_markers; do
     run "webnlg-$m" "$EN" webnlg jsonl 500 -- --task relate --method $m --pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 2 --max-len 96 --limit-train 600
+  done
+  # Full training split, 3 epochs, every test example; each method also through its PyTorch
+  # reference (tests/reference/hf_relate.py: transformers' BertModel + the same head), same data
+  # and hyper-parameters, best dev epoch kept by both.
+  REL="--pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 3 --max-len 96 --batch-size 16 --seed ${SEED:-42}"
+  for m in entity_pool entity_markers position_embedding; do
+    run "webnlg-full-$m" "$EN" webnlg jsonl 1000 -- --task relate --method $m $REL
+    torch_relate "webnlg-full-$m-pytorch" "$m" $REL
   done
 fi
 

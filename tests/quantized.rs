@@ -70,13 +70,19 @@ fn q8_heads_agree_with_f32() {
     let q8_dir = TempDir::new("q8-classify");
     export_q8(&f32_dir.0, &q8_dir.0);
     let (a, b) = (Model::load(&f32_dir.0, &Device::Cpu).unwrap(), Model::load(&q8_dir.0, &Device::Cpu).unwrap());
+    let mut worst = 0f32;
     for s in SENTENCES {
         let (x, y) = (a.classify(s, None).unwrap(), b.classify(s, None).unwrap());
         assert_eq!(x.label, y.label, "{s}");
         for ((l, p), (_, q)) in x.scores.0.iter().zip(&y.scores.0) {
-            assert!((p - q).abs() <= 0.02, "{s}: {l} f32 {p} q8 {q}");
+            worst = worst.max((p - q).abs());
+            // Weights and (in the int8 kernels) each layer's input rows are rounded to 8 bits; on
+            // this fixture's deliberately large random head (std 0.5) that moves a probability
+            // by up to 0.022 (measured, MiniLM, AVX-512 VNNI); 0.01 with weight-only rounding.
+            assert!((p - q).abs() <= 0.03, "{s}: {l} f32 {p} q8 {q}");
         }
     }
+    eprintln!("q8 vs f32 classify: worst probability difference {worst:.4}");
 
     // tag (CRF, BMES constrained): tags agree on nearly every token; never an invalid sequence.
     let f32_dir = TempDir::new("f32-tag");

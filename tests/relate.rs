@@ -35,6 +35,38 @@ fn model(method: &str) -> (TempDir, Model) {
     (dir, m)
 }
 
+/// Every method (and pooling / [CLS] variant) against the PyTorch reference with the same weights:
+/// the same token ids, span ranges and marker positions, and logits within 1e-4, including a text
+/// cropped to a 32-token window.
+#[test]
+fn every_method_matches_the_pytorch_reference() {
+    let fx = fixture("relate-all-minilm-l6-v2.json");
+    let labels: Vec<&str> = fx["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let span = |v: &serde_json::Value| CharSpan { start: v[0].as_u64().unwrap() as usize, end: v[1].as_u64().unwrap() as usize };
+    let pair = |v: &serde_json::Value| (v[0].as_u64().unwrap() as usize, v[1].as_u64().unwrap() as usize);
+    for variant in fx["variants"].as_array().unwrap() {
+        let head_tensors: Vec<(String, Vec<usize>)> = serde_json::from_value(variant["head_tensors"].clone()).unwrap();
+        let head: Vec<(&str, Vec<usize>)> = head_tensors.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        let th = json!({"task": "relate", "method": variant["method"], "pooling": variant["pooling"], "use_cls": variant["use_cls"]});
+        let dir = random_head_checkpoint(BASE, &labels, th.clone(), &head);
+        let mut m = Model::load(&dir.0, &Device::Cpu).unwrap();
+        let mut worst = 0f32;
+        for (input, want) in fx["inputs"].as_array().unwrap().iter().zip(variant["outputs"].as_array().unwrap()) {
+            m.set_max_tokens(input["max_tokens"].as_u64().unwrap() as usize).unwrap();
+            let text = input["text"].as_str().unwrap();
+            let r = m.encode_relation(text, span(&input["head"]), span(&input["tail"])).unwrap();
+            let ids: Vec<u32> = serde_json::from_value(want["input_ids"].clone()).unwrap();
+            assert_eq!(r.encoded.ids, ids, "{th} {text:?}");
+            assert_eq!((r.head, r.tail), (pair(&want["head"]), pair(&want["tail"])), "{th} {text:?}");
+            assert_eq!(r.markers, want["markers"].as_array().map(|_| pair(&want["markers"])), "{th} {text:?}");
+            let logits: Vec<Vec<f32>> = m.relation_logits(&[r], None).unwrap().to_vec2().unwrap();
+            worst = worst.max(max_abs_diff(&logits[0], &floats(&want["logits"])));
+        }
+        eprintln!("{th}: max |ours - pytorch| logit = {worst:.2e}");
+        assert!(worst <= 1e-4, "{th}: {worst}");
+    }
+}
+
 #[test]
 fn entity_markers_wrap_the_spans_tokens() {
     let (_d, m) = model("entity_markers");

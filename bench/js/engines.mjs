@@ -32,9 +32,17 @@ export async function timed(run, warmup, repeat, warmMs = 1500) {
   return { ...summary(ms), first_ms };
 }
 
+/** The model folder of `task` in `dtype` ("f32"; "q8": our `export --dtype q8` of the same weights). */
+export const oursFolder = (task, dtype = "f32") => (dtype === "f32" ? task : `${task}-${dtype}`);
+
+/** The ONNX file transformers.js loads for `dtype` (its names: fp32, q8, q4). */
+export const tjsFile = (dtype = "f32") => ({ f32: "onnx/model.onnx", q8: "onnx/model_quantized.onnx", q4: "onnx/model_q4.onnx" })[dtype];
+export const tjsDtype = (dtype = "f32") => (dtype === "f32" ? "fp32" : dtype);
+
 /** bert-tasks: `fromBytes(config, tokenizer, weights)` builds a Model; `fetchBytes(path)` gives a file of the task folder. */
-export async function oursLoader(fromBytes, fetchBytes, task) {
-  const [c, t, w] = await Promise.all(["config.json", "tokenizer.json", "model.safetensors"].map((f) => fetchBytes(`${task}/${f}`)));
+export async function oursLoader(fromBytes, fetchBytes, task, dtype = "f32") {
+  const folder = oursFolder(task, dtype);
+  const [c, t, w] = await Promise.all(["config.json", "tokenizer.json", "model.safetensors"].map((f) => fetchBytes(`${folder}/${f}`)));
   const model = fromBytes(c, t, w);
   return task === "classify"
     ? (texts) => (texts.length === 1 ? model.classify(texts[0]) : model.classifyBatch(texts.map((text) => ({ text }))))
@@ -73,12 +81,12 @@ export async function ortWebLoader(tjs, ort, task, threads, onnxBytes) {
 }
 
 /** transformers.js with a given device ("wasm" in browsers, "cpu" = onnxruntime-node in Node). */
-export async function tjsLoader(tjs, task, threads, device = "wasm") {
+export async function tjsLoader(tjs, task, threads, device = "wasm", dtype = "f32") {
   tjs.env.allowRemoteModels = false;
   tjs.env.backends.onnx.wasm.numThreads = threads;
   const Cls = task === "classify" ? tjs.AutoModelForSequenceClassification : tjs.AutoModelForTokenClassification;
   const tok = await tjs.AutoTokenizer.from_pretrained(task);
-  const model = await Cls.from_pretrained(task, { device, dtype: "fp32", session_options: device === "cpu" ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : undefined });
+  const model = await Cls.from_pretrained(task, { device, dtype: tjsDtype(dtype), session_options: device === "cpu" ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : undefined });
   return async (texts) => {
     const enc = tok(texts, { padding: true });
     const { logits } = await model(enc);

@@ -1,4 +1,4 @@
-// Browser side of the wasm benchmark. Exposes window.bench(engine, task, threads, repeat) and
+// Browser side of the wasm benchmark. Exposes window.bench(engine, task, threads, repeat, dtype) and
 // window.loadToReady(engine) for bench/js/browser-bench.mjs. Everything is served locally:
 // /pkg/ (bert-tasks), /node_modules/ (transformers.js, onnxruntime-web), /models/ ($CACHE/bench).
 import { runShapes, tjsLoader } from "./engines.mjs";
@@ -17,21 +17,21 @@ async function transformersJs(threads) {
   return tjs;
 }
 
-window.bench = async (engine, task, threads, repeat) => {
+window.bench = async (engine, task, threads, repeat, dtype = "f32") => {
   let run;
   if (engine === "ours") {
     const worker = new Worker("./ours-worker.mjs", { type: "module" });
     const out = await new Promise((resolve) => {
       worker.onmessage = ({ data }) => resolve(data);
       worker.onerror = (e) => resolve({ error: e.message });
-      worker.postMessage({ task, threads, repeat });
+      worker.postMessage({ task, threads, repeat, dtype });
     });
     worker.terminate();
     if (out.error) throw new Error(out.error);
     if (out.threads !== threads) throw new Error(`asked for ${threads} threads, the package runs ${out.threads}`);
     return out.rows;
   } else {
-    run = await tjsLoader(await transformersJs(threads), task, threads, "wasm");
+    run = await tjsLoader(await transformersJs(threads), task, threads, "wasm", dtype);
   }
   return runShapes(run, texts, { repeat });
 };

@@ -117,10 +117,12 @@ pub fn has_int8(bytes: &[u8]) -> Option<bool> {
     Some(st.tensors().iter().any(|(_, v)| v.dtype() == Dtype::I8))
 }
 
-/// Whether the loader keeps `name` int8 for the int8 kernels: the encoder's linear layers (the
-/// ones `encoder::Dense` loads), not embeddings (looked up row by row) or heads.
+/// Whether the loader keeps `name` int8 for the int8 kernels: the linear layers of the encoder's
+/// transformer layers (the ones `encoder::Dense` loads). Not embeddings (looked up row by row),
+/// heads, or the pooler: it runs on one row per text, so int8 saves nothing there, while its
+/// rounding reaches the classifier undamped.
 pub fn keeps_int8(name: &str) -> bool {
-    name.ends_with(".weight") && (name.contains("encoder.layer.") || name.contains("pooler.dense."))
+    name.ends_with(".weight") && name.contains("encoder.layer.")
 }
 
 /// Reads a q8 file: the matrices [`keeps_int8`] picks as raw `U8` tensors (the int8 bytes) with

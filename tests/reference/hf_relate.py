@@ -16,7 +16,9 @@ hyper-parameters as `bert-tasks train` shows what the methods reach in PyTorch:
         --train data/webnlg/train.jsonl --dev data/webnlg/dev.jsonl --test data/webnlg/test.jsonl \
         --epochs 3 --batch-size 16 --lr 1e-4 --head-lr 1e-3 --max-len 96 --pooling mean
 
-Prints one JSON line per evaluated split and epoch, and a final one with the test metrics.
+Like `bert-tasks train`, it evaluates on the first `--limit-dev` dev examples after each epoch
+and keeps the epoch with the best dev macro-F1 for the test. Prints one JSON line per epoch and
+a final one with the test metrics.
 """
 import argparse
 import json
@@ -196,7 +198,8 @@ def main():
         ap.add_argument("--" + a)
     ap.add_argument("--method", choices=METHODS, required=True)
     ap.add_argument("--pooling", default="mean")
-    for a, d in [("epochs", 3), ("batch-size", 16), ("max-len", 96), ("seed", 42), ("threads", 0), ("max-distance", 64)]:
+    for a, d in [("epochs", 3), ("batch-size", 16), ("max-len", 96), ("seed", 42), ("threads", 0), ("max-distance", 64),
+                 ("limit-dev", 0)]:
         ap.add_argument("--" + a, type=int, default=d)
     for a, d in [("lr", 1e-4), ("head-lr", 1e-3), ("warmup", 0.1), ("weight-decay", 0.01)]:
         ap.add_argument("--" + a, type=float, default=d)
@@ -227,6 +230,8 @@ def main():
     steps = args.epochs * ((len(items) + args.batch_size - 1) // args.batch_size)
     sched = get_linear_schedule_with_warmup(opt, round(args.warmup * steps), steps)
     dev = read_jsonl(args.dev) if args.dev else []
+    dev = dev[: args.limit_dev] if args.limit_dev else dev
+    best = None  # (dev macro-F1, epoch, state dict)
     started = time.time()
     model.train()
     for epoch in range(args.epochs):
@@ -245,11 +250,16 @@ def main():
             m = evaluate(model, tok, dev, labels, args)
             print(json.dumps({"split": "dev", "epoch": epoch + 1, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                               "secs": round(time.time() - started)}), flush=True)
+            if best is None or m["macro_f1"] > best[0]:
+                best = (m["macro_f1"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    if best is not None:
+        model.load_state_dict(best[2])
     test = read_jsonl(args.test) if args.test else dev
     m = evaluate(model, tok, test, labels, args)
     print(json.dumps({"bench": "webnlg-relate-pytorch", "method": args.method, "train": len(items), "epochs": args.epochs,
                       "batch": args.batch_size, "max_len": args.max_len, "lr": args.lr, "head_lr": args.head_lr,
                       "pooling": args.pooling, "seed": args.seed, "test_examples": len(test),
+                      "best_epoch": best[1] if best else args.epochs,
                       "secs": round(time.time() - started), **m}), flush=True)
 
 
