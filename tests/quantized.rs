@@ -56,7 +56,8 @@ fn q8_encoder_is_a_quarter_of_the_download_and_matches_f32() {
                 worst = worst.min(cosine(u, v));
             }
         }
-        // Measured: ≥ 0.995 on both encoders (per token, every layer's rounding compounded).
+        // Measured with the int8 kernels (weights and activations rounded): 0.9950 (MiniLM),
+        // 0.9978 (m3e-small), per token, every layer's rounding compounded.
         assert!(worst >= 0.99, "{base}: worst per-token cosine q8 vs f32 {worst}");
         eprintln!("{base}: q8/f32 size {ratio:.3}, worst token cosine {worst:.4}");
     }
@@ -77,9 +78,10 @@ fn q8_heads_agree_with_f32() {
         for ((l, p), (_, q)) in x.scores.0.iter().zip(&y.scores.0) {
             worst = worst.max((p - q).abs());
             // Weights and (in the int8 kernels) each layer's input rows are rounded to 8 bits; on
-            // this fixture's deliberately large random head (std 0.5) that moves a probability
-            // by up to 0.022 (measured, MiniLM, AVX-512 VNNI); 0.01 with weight-only rounding.
-            assert!((p - q).abs() <= 0.03, "{s}: {l} f32 {p} q8 {q}");
+            // this fixture's deliberately large random head (std 0.5, logits of several units)
+            // that moves a probability by up to 0.029 (measured: MiniLM, AVX-512 VNNI; every
+            // kernel gives the same integer products); below 0.02 with weight-only rounding.
+            assert!((p - q).abs() <= 0.04, "{s}: {l} f32 {p} q8 {q}");
         }
     }
     eprintln!("q8 vs f32 classify: worst probability difference {worst:.4}");

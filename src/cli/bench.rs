@@ -65,6 +65,9 @@ fn infer(a: &Args, device: &Device) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let texts: HashMap<String, String> = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
     let model = Model::load(&a.model, device)?;
+    // q8 models run the int8 kernels on the CPU: say which one.
+    let weights = std::fs::read(a.model.join("model.safetensors")).unwrap_or_default();
+    let int8_kernel = (crate::model::quantize::has_int8(&weights) == Some(true)).then(crate::model::int8::kernel_name);
     for shape in a.shapes.split(',') {
         let (b, t) = shape
             .split_once('x')
@@ -107,6 +110,9 @@ fn infer(a: &Args, device: &Device) -> Result<()> {
         row["threads"] = threads().into();
         row["pool_threads"] = rayon::current_num_threads().into();
         row["device"] = a.device.clone().into();
+        if let Some(k) = int8_kernel {
+            row["int8_kernel"] = k.into();
+        }
         println!("{row}");
     }
     Ok(())

@@ -244,34 +244,50 @@ unsafe fn portable(p: &Product) {
     }
 }
 
-/// Runs `tile::<R, C>(p, i, j)` over the strip: R rows by C registers of columns, smaller tiles
-/// at the bottom edge (the strip's width is a multiple of the full tile's by construction of
-/// [`COL_ALIGN`] and the C chosen: 16 columns per register-group step).
+/// Runs `tile::<R, C>(p, i, j)` over the strip: up to R rows by C registers of `width` columns
+/// (R, C ≤ the given maxima, chosen per ISA so that the accumulators stay in registers), smaller
+/// tiles at the edges. The strip's width is a multiple of `width` by [`COL_ALIGN`].
 macro_rules! tiles {
-    ($p:expr, $tile:ident, $width:expr) => {{
+    ($p:expr, $tile:ident, $width:expr, rows $rmax:tt, regs $cmax:tt) => {{
         let p = $p;
         let mut j = p.j;
         while j < p.j + p.n {
-            // Columns: as many registers as fit the remaining columns, up to 4.
-            let regs = ((p.j + p.n - j) / $width).min(4);
+            let regs = ((p.j + p.n - j) / $width).min($cmax);
             let mut i = 0;
             while i < p.m {
-                let rows = (p.m - i).min(4);
-                match (rows, regs) {
-                    (4, 4) => $tile::<4, 4>(p, i, j), (4, 3) => $tile::<4, 3>(p, i, j),
-                    (4, 2) => $tile::<4, 2>(p, i, j), (4, _) => $tile::<4, 1>(p, i, j),
-                    (3, 4) => $tile::<3, 4>(p, i, j), (3, 3) => $tile::<3, 3>(p, i, j),
-                    (3, 2) => $tile::<3, 2>(p, i, j), (3, _) => $tile::<3, 1>(p, i, j),
-                    (2, 4) => $tile::<2, 4>(p, i, j), (2, 3) => $tile::<2, 3>(p, i, j),
-                    (2, 2) => $tile::<2, 2>(p, i, j), (2, _) => $tile::<2, 1>(p, i, j),
-                    (_, 4) => $tile::<1, 4>(p, i, j), (_, 3) => $tile::<1, 3>(p, i, j),
-                    (_, 2) => $tile::<1, 2>(p, i, j), (_, _) => $tile::<1, 1>(p, i, j),
-                }
+                let rows = (p.m - i).min($rmax);
+                tiles!(@go p, $tile, i, j, rows, regs, $rmax, $cmax);
                 i += rows;
             }
             j += regs * $width;
         }
     }};
+    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 4, 4) => {
+        match ($r, $c) {
+            (4, 4) => $tile::<4, 4>($p, $i, $j), (4, 3) => $tile::<4, 3>($p, $i, $j),
+            (4, 2) => $tile::<4, 2>($p, $i, $j), (4, _) => $tile::<4, 1>($p, $i, $j),
+            (3, 4) => $tile::<3, 4>($p, $i, $j), (3, 3) => $tile::<3, 3>($p, $i, $j),
+            (3, 2) => $tile::<3, 2>($p, $i, $j), (3, _) => $tile::<3, 1>($p, $i, $j),
+            (2, 4) => $tile::<2, 4>($p, $i, $j), (2, 3) => $tile::<2, 3>($p, $i, $j),
+            (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
+            (_, 4) => $tile::<1, 4>($p, $i, $j), (_, 3) => $tile::<1, 3>($p, $i, $j),
+            (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
+        }
+    };
+    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 2, 4) => {
+        match ($r, $c) {
+            (2, 4) => $tile::<2, 4>($p, $i, $j), (2, 3) => $tile::<2, 3>($p, $i, $j),
+            (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
+            (_, 4) => $tile::<1, 4>($p, $i, $j), (_, 3) => $tile::<1, 3>($p, $i, $j),
+            (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
+        }
+    };
+    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 2, 2) => {
+        match ($r, $c) {
+            (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
+            (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -281,7 +297,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn vnni512(p: &Product) {
-        tiles!(p, tile_vnni, 16);
+        tiles!(p, tile_vnni, 16, rows 4, regs 4); // 16 accumulators of 32 zmm
     }
 
     /// R rows × C·16 columns.
@@ -313,7 +329,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2")]
     pub unsafe fn avx2(p: &Product) {
-        tiles!(p, tile_avx2, 8);
+        tiles!(p, tile_avx2, 8, rows 2, regs 4); // 8 accumulators of 16 ymm
     }
 
     /// R rows × C·8 columns.
@@ -349,7 +365,7 @@ mod simd128 {
     use core::arch::wasm32::*;
 
     pub unsafe fn kernel(p: &Product) {
-        tiles!(p, tile, 4);
+        tiles!(p, tile, 4, rows 2, regs 2); // 8 accumulators (two per column group) of 16
     }
 
     /// R rows × C·4 columns. A 16-byte load holds 4 columns × 4 k; widened, each half is 2

@@ -9,6 +9,11 @@ import { chromium } from "playwright-core";
 export const CACHE = process.env.BERT_TASKS_CACHE ?? join(homedir(), ".cache/bert-tasks");
 export const FIXTURES = join(CACHE, "js-fixtures");
 export const TOLERANCE = 1e-4;
+/** q8 models run int8 kernels that quantise each layer's input rows on the fly: where wasm's f32
+ * kernels and the native ones differ by an ulp right at a rounding boundary, one value moves by a
+ * quantum (1/254 of its row's range), and the outputs by ~1e-3 (measured: 1.1e-3 on tag-crf-zh-q8,
+ * Node 20 vs AVX-512 VNNI). Labels, tags and offsets must still be equal. */
+export const Q8_TOLERANCE = 5e-3;
 
 export function native() {
   try {
@@ -35,6 +40,7 @@ export function calls(name, fixture) {
 
 export function assertSameAsNative(name, fixture, results) {
   assert.equal(results.length, fixture.outputs.length, name);
+  const tolerance = /-q8(\s|$)/.test(name) ? Q8_TOLERANCE : TOLERANCE;
   results.forEach((got, i) => {
     const want = fixture.outputs[i];
     const where = `${name} #${i}`;
@@ -46,14 +52,14 @@ export function assertSameAsNative(name, fixture, results) {
         assert.equal(t.start, utf16(text, w.start), `${where} token ${k} start`);
         assert.equal(t.end, utf16(text, w.end), `${where} token ${k} end`);
         assert.equal(text.slice(t.start, t.end), t.text, `${where}: slice(start, end) is the token text`);
-        assert.ok(Math.abs(t.score - w.score) <= TOLERANCE, `${where} score ${t.score} vs ${w.score}`);
+        assert.ok(Math.abs(t.score - w.score) <= tolerance, `${where} score ${t.score} vs ${w.score}`);
       });
       assert.deepEqual(got.spans.map((s) => [s.label, s.text]), want.spans.map((s) => [s.label, s.text]), where);
       got.spans.forEach((s) => assert.equal(text.slice(s.start, s.end), s.text));
     } else {
       assert.equal(got.label, want.label, where);
       for (const [label, p] of Object.entries(want.scores)) {
-        assert.ok(Math.abs(got.scores[label] - p) <= TOLERANCE, `${where} ${label}: ${got.scores[label]} vs ${p}`);
+        assert.ok(Math.abs(got.scores[label] - p) <= tolerance, `${where} ${label}: ${got.scores[label]} vs ${p}`);
       }
     }
   });
