@@ -245,20 +245,22 @@ impl BertLayer {
     }
 }
 
+/// Plain f32 `Linear`, never int8 (`quantize::keeps_int8`) and never the inference-only fused
+/// kernel: it runs on one row per text, and in training its gradient must reach the encoder.
 pub struct BertPooler {
-    dense: Dense,
+    dense: Linear,
 }
 
 impl BertPooler {
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
-        Ok(Self { dense: Dense::load(cfg.hidden_size, cfg.hidden_size, vb.pp("dense"))? })
+        Ok(Self { dense: linear(cfg.hidden_size, cfg.hidden_size, vb.pp("dense"))? })
     }
 
     /// dense + tanh on the first ([CLS]) token.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
         // contiguous: CUDA matmul refuses a strided left operand (CPU accepts it).
         let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
-        Ok(self.dense.forward(&cls, None)?.tanh()?)
+        Ok(self.dense.forward(&cls)?.tanh()?)
     }
 }
 
