@@ -42,9 +42,35 @@ torch_relate() { # name method -- args
   echo "$(( $(date +%s) - start ))" > "$R/$name/seconds"
   head -c 300 "$R/$name/test.json"; echo
 }
+# A finished run's model exported as f16, q8 and q4 (bert-tasks export), each evaluated on the
+# same test subset as the f32 model: test-f16.json, test-q8.json, test-q4.json beside test.json.
+quantised() { # name data-dir ext test-limit
+  local name=$1 data=$2 ext=$3 limit=$4
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+  for d in f16 q8 q4; do
+    [ -f "$R/$name/test-$d.json" ] && [ -z "${FORCE:-}" ] && continue
+    "$BERT_TASKS_BIN" export --model "$R/$name" --out "$R/$name-$d" --dtype "$d" 2>/dev/null
+    "$BERT_TASKS_BIN" eval --model "$R/$name-$d" --data "$D/$data/test.$ext" --limit "$limit" --json > "$R/$name/test-$d.json"
+  done
+  python3 - "$R/$name" <<'PY'
+import json, pathlib, sys
+run = pathlib.Path(sys.argv[1])
+for d in ("", "-f16", "-q8", "-q4"):
+    m = json.loads((run / f"test{d}.json").read_text())
+    size = (run.parent / (run.name + d) / "model.safetensors").stat().st_size if d else (run / "model.safetensors").stat().st_size
+    print(f"  {d[1:] or 'f32'}: {({k: round(v, 4) for k, v in m.items() if isinstance(v, float)})} weights {size / 1e6:.1f} MB")
+PY
+}
 ONLY="${*:-}"
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 16"
 TAG="--task tag --lr 1e-4 --batch-size 16"
+
+# f32 vs f16 vs q8 vs q4 on the same test subsets (README, "q8 and q4 weights"): the demo's recipes
+# for English sentiment and the MSRA CRF tagger, then each model exported three ways.
+run quant-en-sentiment "$EN" en-sentiment tsv 500 -- $CLS --epochs 1 --max-len 64 --limit-train 2000
+quantised quant-en-sentiment en-sentiment tsv 500
+run quant-msra-crf "$ZH" msra-ner conll 500 -- $TAG --epochs 1 --max-len 128 --limit-train 1500 --decoder crf --head-lr 5e-3
+quantised quant-msra-crf msra-ner conll 500
 
 # Imbalance study: English sentiment with positives cut to 1 in 20, balanced dev/test.
 IMB="$D/en-sentiment-imbalanced"
@@ -80,8 +106,9 @@ if [ -d "$D/vitaminc" ]; then
   # and hyper-parameters, best dev epoch kept by both.
   REL="--pooling mean --lr 1e-4 --head-lr 1e-3 --epochs 3 --max-len 96 --batch-size 16 --seed ${SEED:-42}"
   for m in entity_pool entity_markers position_embedding; do
-    run "webnlg-full-$m" "$EN" webnlg jsonl 1000 -- --task relate --method $m $REL
-    torch_relate "webnlg-full-$m-pytorch" "$m" $REL
+    # SEED=N names the runs webnlg-full-<method>[-pytorch]-seedN (the seed experiment in README).
+    run "webnlg-full-$m${SEED:+-seed$SEED}" "$EN" webnlg jsonl 1000 -- --task relate --method $m $REL
+    torch_relate "webnlg-full-$m-pytorch${SEED:+-seed$SEED}" "$m" $REL
   done
 fi
 

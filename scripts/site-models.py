@@ -15,10 +15,14 @@ FILES = ("config.json", "tokenizer.json", "model.safetensors")
 
 
 def dtype(path):
-    # From the safetensors header: q8 when any tensor is int8, else the first float dtype.
+    # From the safetensors header: q8 or q4 from our metadata entry (q8 also when any tensor is
+    # int8, as in files without it), else the first float dtype.
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(n))
+    scheme = header.get("__metadata__", {}).get("bert_tasks.quantization", "")
+    if scheme:
+        return scheme.split("-")[0]
     types = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
     return "q8" if "I8" in types else next((t.lower() for t in ("F32", "F16", "BF16") if t in types), "?")
 

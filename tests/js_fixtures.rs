@@ -84,15 +84,21 @@ fn writes_models_and_native_outputs_for_the_js_tests() {
         .collect();
     all.insert("relate-en".into(), json!({"task": "relate", "inputs": inputs, "outputs": outputs}));
 
-    // q8 exports of two of them: the wasm package reads int8 weights as native does.
-    for (name, from) in [("classify-en-q8", "classify-en"), ("tag-crf-zh-q8", "tag-crf-zh")] {
+    // q8 and q4 exports of two of them: the wasm package reads quantised weights as native does.
+    use bert_tasks::model::quantize::Scheme;
+    for (name, from, scheme) in [
+        ("classify-en-q8", "classify-en", Scheme::Q8),
+        ("tag-crf-zh-q8", "tag-crf-zh", Scheme::Q8),
+        ("classify-en-q4", "classify-en", Scheme::Q4),
+        ("tag-crf-zh-q4", "tag-crf-zh", Scheme::Q4),
+    ] {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["config.json", "tokenizer.json"] {
             std::fs::copy(root.join(from).join(f), dir.join(f)).unwrap();
         }
         let tensors = bert_tasks::model::Weights::from_dir(&root.join(from)).unwrap().into_tensors().unwrap();
-        bert_tasks::model::weights::save_q8(&tensors, &dir.join("model.safetensors")).unwrap();
+        bert_tasks::model::weights::save_quantized(&tensors, scheme, &dir.join("model.safetensors")).unwrap();
         let m = Model::load(&dir, &Device::Cpu).unwrap();
         let f = all[from].clone();
         let outputs: Vec<Value> = f["inputs"]

@@ -67,7 +67,7 @@ fn infer(a: &Args, device: &Device) -> Result<()> {
     let model = Model::load(&a.model, device)?;
     // q8 models run the int8 kernels on the CPU: say which one.
     let weights = std::fs::read(a.model.join("model.safetensors")).unwrap_or_default();
-    let int8_kernel = (crate::model::quantize::has_int8(&weights) == Some(true)).then(crate::model::int8::kernel_name);
+    let int8_kernel = (crate::model::quantize::is_quantized_file(&weights) == Some(true)).then(crate::model::int8::kernel_name);
     for shape in a.shapes.split(',') {
         let (b, t) = shape
             .split_once('x')

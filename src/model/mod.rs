@@ -11,6 +11,7 @@ mod train_layer_norm;
 mod train_linear;
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 mod relaxed_gemm;
+pub mod q4;
 pub mod quantize;
 pub mod weights;
 

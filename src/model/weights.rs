@@ -1,8 +1,8 @@
 //! Reading and writing checkpoint tensors in Hugging Face layout.
 //!
 //! Accepts `model.safetensors` in f32/f16/bf16 (converted to f32 when a module loads a tensor),
-//! our q8 exports (int8 matrices with per-row scales: `quantize.rs`; the encoder's linear layers
-//! stay int8 for the int8 kernels, everything else is f32 once loaded) and
+//! our q8 and q4 exports (int8 matrices with per-row scales, or 4-bit blocks: `quantize.rs`; the
+//! encoder's linear layers stay int8 for the int8 kernels, everything else is f32 once loaded) and
 //! PyTorch's `pytorch_model.bin`. Old TF-era names (`LayerNorm.gamma`/`beta`) are renamed to
 //! today's `weight`/`bias`, as transformers does when it loads them.
 
@@ -19,15 +19,15 @@ use crate::{Error, Result};
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
     source: String,
-    /// Read from a q8 export: fine for inference, not a starting point for training.
+    /// Read from a q8 or q4 export: fine for inference, not a starting point for training.
     quantized: bool,
 }
 
 impl Weights {
     /// Decodes a safetensors file already in memory (the browser path).
     pub fn from_safetensors(bytes: &[u8], source: &str) -> Result<Self> {
-        if crate::model::quantize::has_int8(bytes) == Some(true) {
-            let tensors = crate::model::quantize::load_q8(bytes, source)?;
+        if crate::model::quantize::is_quantized_file(bytes) == Some(true) {
+            let tensors = crate::model::quantize::load_quantized(bytes, source)?;
             return Ok(Self { quantized: true, ..Self::new(tensors, source) });
         }
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
@@ -70,7 +70,7 @@ impl Weights {
         Weights { tensors, source: source.to_string(), quantized: false }
     }
 
-    /// Whether these came from a q8 export (int8 weights).
+    /// Whether these came from a q8 or q4 export.
     pub fn is_quantized(&self) -> bool {
         self.quantized
     }
@@ -141,10 +141,10 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, dtype: DType, path: &
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Writes a q8 model file (see `quantize.rs`), atomically like [`save_safetensors`].
+/// Writes a q8 or q4 model file (see `quantize.rs`), atomically like [`save_safetensors`].
 #[cfg(not(target_arch = "wasm32"))]
-pub fn save_q8(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let bytes = crate::model::quantize::quantize(tensors)?;
+pub fn save_quantized(tensors: &HashMap<String, Tensor>, scheme: crate::model::quantize::Scheme, path: &Path) -> Result<()> {
+    let bytes = crate::model::quantize::quantize(tensors, scheme)?;
     let tmp = temp_path(path);
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

@@ -247,7 +247,7 @@ fn find_resume(out: &Path) -> Result<Option<Resume>> {
 fn load_parameters(varmap: &VarMap, base: &Checkpoint, resume_from: Option<&Path>, device: &Device) -> Result<()> {
     if base.weights.is_quantized() {
         return Err(Error::Input(format!(
-            "{}: a q8 export (int8 weights) cannot be trained; start from the f32/f16 model it was exported from",
+            "{}: a q8/q4 export (quantised weights) cannot be trained; start from the f32/f16 model it was exported from",
             base.weights.source()
         )));
     }

@@ -9,7 +9,7 @@ import { chromium } from "playwright-core";
 export const CACHE = process.env.BERT_TASKS_CACHE ?? join(homedir(), ".cache/bert-tasks");
 export const FIXTURES = join(CACHE, "js-fixtures");
 export const TOLERANCE = 1e-4;
-/** q8 models run int8 kernels that quantise each layer's input rows on the fly: where wasm's f32
+/** q8 and q4 models run int8 kernels that quantise each layer's input rows on the fly: where wasm's f32
  * kernels and the native ones differ by an ulp right at a rounding boundary, one value moves by a
  * quantum (1/254 of its row's range), and the outputs by ~1e-3 (measured: 1.1e-3 on tag-crf-zh-q8,
  * Node 20 vs AVX-512 VNNI). Labels, tags and offsets must still be equal. */
@@ -40,7 +40,7 @@ export function calls(name, fixture) {
 
 export function assertSameAsNative(name, fixture, results) {
   assert.equal(results.length, fixture.outputs.length, name);
-  const tolerance = /-q8(\s|$)/.test(name) ? Q8_TOLERANCE : TOLERANCE;
+  const tolerance = /-q[48](\s|$)/.test(name) ? Q8_TOLERANCE : TOLERANCE;
   results.forEach((got, i) => {
     const want = fixture.outputs[i];
     const where = `${name} #${i}`;
