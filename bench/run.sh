@@ -92,6 +92,11 @@ done
 fi
 
 echo "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $ALL cores" > "$OUT/machine.txt"
-"$PY" bench/report.py "$OUT" > BENCHMARKS.md.new
+# The report shows the last full run (bench/results/latest-full names it) and, when this run was
+# only the q8 section, this run beside it, each under its own machine.
+if want main; then echo "$OUT" > bench/results/latest-full; fi
+runs=("$(cat bench/results/latest-full)")
+[ "${runs[0]}" = "$OUT" ] || runs+=("$OUT")
+"$PY" bench/report.py "${runs[@]}" > BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 echo "[bench] results in $OUT, summary in BENCHMARKS.md"

@@ -196,18 +196,24 @@ fn q8_cannot_be_trained_and_bad_scales_are_named() {
 }
 
 #[test]
-fn a_q8_file_written_by_numpy_loads_and_runs() {
+fn q8_and_q4_files_written_by_numpy_load_and_run() {
     // fuzz/seeds/model_folder/tiny-classify-q8.bin: the tiny seed model with its matrices made
-    // int8 + `_scale` by safetensors.numpy (so another writer's q8 file is read, not only ours).
-    let raw = std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/model_folder/tiny-classify-q8.bin")).unwrap();
-    let a = u16::from_le_bytes([raw[0], raw[1]]) as usize;
-    let b = u16::from_le_bytes([raw[2], raw[3]]) as usize;
-    let (config, rest) = raw[4..].split_at(a);
-    let (tokenizer, weights) = rest.split_at(b);
-    let c = bert_tasks::checkpoint::Checkpoint::from_bytes(config, tokenizer, weights).unwrap();
-    assert!(c.weights.is_quantized());
-    let m = Model::from_checkpoint(c, &Device::Cpu).unwrap();
-    let r = m.classify("hello world", None).unwrap();
-    let total: f32 = r.scores.0.iter().map(|(_, p)| p).sum();
-    assert!((total - 1.0).abs() < 1e-4, "{total}");
+    // int8 + `_scale` by safetensors.numpy; tiny-classify-q4.bin (fuzz/make_q4_seed.py): a
+    // hidden-32 tiny model in 4-bit blocks. So another writer's files are read, not only ours.
+    for (seed, nibbles) in [("tiny-classify-q8.bin", false), ("tiny-classify-q4.bin", true)] {
+        let raw = std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/model_folder").join(seed)).unwrap();
+        let a = u16::from_le_bytes([raw[0], raw[1]]) as usize;
+        let b = u16::from_le_bytes([raw[2], raw[3]]) as usize;
+        let (config, rest) = raw[4..].split_at(a);
+        let (tokenizer, weights) = rest.split_at(b);
+        let st = safetensors::SafeTensors::deserialize(weights).unwrap();
+        let dtype = st.tensor("bert.encoder.layer.0.intermediate.dense.weight").unwrap().dtype();
+        assert_eq!(dtype, if nibbles { safetensors::Dtype::U8 } else { safetensors::Dtype::I8 }, "{seed}");
+        let c = bert_tasks::checkpoint::Checkpoint::from_bytes(config, tokenizer, weights).unwrap();
+        assert!(c.weights.is_quantized(), "{seed}");
+        let m = Model::from_checkpoint(c, &Device::Cpu).unwrap();
+        let r = m.classify("hello world", None).unwrap();
+        let total: f32 = r.scores.0.iter().map(|(_, p)| p).sum();
+        assert!((total - 1.0).abs() < 1e-4, "{seed}: {total}");
+    }
 }
