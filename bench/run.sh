@@ -15,7 +15,8 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 bash scripts/setup.sh >/dev/null
 bash scripts/install-tools.sh wasm browser refenv bench
 PY="$BERT_TASKS_CACHE/refenv/bin/python"
-bash scripts/build-pkg.sh >/dev/null
+# BENCH_NO_BUILD=1 measures pkg/ as it is (built by the test command or build-pkg.sh just before).
+[ "${BENCH_NO_BUILD:-}" = 1 ] && [ -f pkg/package.json ] || bash scripts/build-pkg.sh >/dev/null
 "$PY" bench/prepare.py
 B="$BERT_TASKS_CACHE/bench"
 OUT="${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d)}"
@@ -66,14 +67,14 @@ echo "[bench] sizes"
 fi
 
 if want q8; then
-echo "[bench] q8: ours (export --dtype q8) vs our f32 natively, vs transformers.js q8 / q4 in Node and Chromium"
+echo "[bench] q8: ours (export --dtype q8 / q4) vs our f32 natively, ours q8 vs transformers.js q8 / q4 in Node and Chromium"
 for task in classify tag; do
-  "$BERT_TASKS_BIN" export --model "$B/$task" --out "$B/$task-q8" --dtype q8 >/dev/null
+  for d in q8 q4; do "$BERT_TASKS_BIN" export --model "$B/$task" --out "$B/$task-$d" --dtype "$d" 2>/dev/null; done
 done
 tagged() { sed "s/^{/{\"dtype\":\"$1\",/"; }
 for t in 1 "$ALL"; do
   for task in classify tag; do
-    for d in f32 q8; do
+    for d in f32 q8 q4; do
       m="$B/$task"; [ "$d" = f32 ] || m="$B/$task-$d"
       "$BERT_TASKS_BIN" --threads "$t" bench --mode infer --model "$m" --texts "$B/texts.json" --repeat "$REPEAT" | tagged "$d" >> "$OUT/q8.jsonl"
     done
@@ -86,7 +87,7 @@ for task in classify tag; do
   done
 done
 node bench/js/browser-bench.mjs "$REPEAT" q8,q4 >> "$OUT/q8.jsonl"
-for f in "$B/classify/model.safetensors" "$B/classify-q8/model.safetensors" "$B/classify/onnx/model.onnx" "$B/classify/onnx/model_quantized.onnx" "$B/classify/onnx/model_q4.onnx"; do
+for f in "$B/classify/model.safetensors" "$B/classify-q8/model.safetensors" "$B/classify-q4/model.safetensors" "$B/classify/onnx/model.onnx" "$B/classify/onnx/model_quantized.onnx" "$B/classify/onnx/model_q4.onnx"; do
   printf '{"model_file":"%s","bytes":%d}\n' "${f#$B/}" "$(stat -c %s "$f")" >> "$OUT/q8.jsonl"
 done
 fi

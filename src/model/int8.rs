@@ -14,10 +14,11 @@
 //!   kernel subtracts `128 · Σ_k qw[j][k]` (a per-column constant computed at load);
 //! - x86-64 with AVX2: `vpmaddubsw` on |qx| and qw·sign(qx) (pairs of products cannot saturate
 //!   with values in [-127, 127]), then `vpmaddwd` to i32;
+//! - wasm relaxed SIMD (the relaxed builds): `i32x4.relaxed_dot_i8x16_i7x16_add_s`, whose second
+//!   operand must have its top bit clear: the unsigned activations are split into two 7-bit-safe
+//!   halves (two dot products), so resolution stays 8 bits and the integers equal the others';
 //! - wasm SIMD128: both operands widened to i16, `i32x4.dot_i16x8_s` (two partial sums per column,
-//!   added once per tile). The relaxed-SIMD `i32x4.relaxed_dot_i8x16_i7x16_add_s` is not used:
-//!   its second operand must fit 7 bits (engines lower it to `pmaddubsw`, which reads it as
-//!   unsigned), which would halve the weights' or the activations' resolution;
+//!   added once per tile);
 //! - anything else: plain Rust, also the reference the others are tested against.
 //!
 //! k is padded with zeros to a multiple of 4 and the columns to a multiple of [`COL_ALIGN`];
@@ -45,8 +46,9 @@ pub struct Int8Linear {
     packed: Vec<i8>,
     /// Per output column (zero in the padding).
     scale: Vec<f32>,
-    /// `Σ_k weight[j][k]`, for the VNNI kernel's unsigned-activation correction.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// `Σ_k weight[j][k]`, for the unsigned-activation correction of the VNNI and relaxed-dot
+    /// kernels.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_feature = "relaxed-simd")), allow(dead_code))]
     col_sum: Vec<i32>,
     bias: Vec<f32>,
 }
@@ -179,6 +181,11 @@ impl Product<'_> {
 }
 
 /// Per-row symmetric int8 of `x` `[rows, k]`, rows padded to a multiple of 4 with zeros.
+///
+/// Rounds half to even (`round_ties_even`): one instruction (`f32.nearest`, `roundps`) that the
+/// compiler vectorises, where `round` is a libm call per value on wasm — 2.6 million calls per
+/// 128-token text in MiniLM. Only exact halves round differently, and every kernel reads the
+/// same quantised rows.
 fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     let kp = padded_k(k);
     let mut q = vec![0i8; rows * kp];
@@ -188,7 +195,7 @@ fn quantize_rows(x: &[f32], rows: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
         *s = if max > 0.0 { max / 127.0 } else { 1.0 };
         let inv = 1.0 / *s;
         for (d, v) in dst.iter_mut().zip(row) {
-            *d = (v * inv).round() as i8;
+            *d = (v * inv).round_ties_even() as i8;
         }
     }
     (q, scales)
@@ -207,6 +214,10 @@ fn available() -> Vec<(&'static str, Kernel)> {
         if std::is_x86_feature_detected!("avx2") {
             out.push(("avx2", x86::avx2));
         }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    if simd128::relaxed_dot_is_exact() {
+        out.push(("relaxed-dot", simd128::relaxed));
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     out.push(("simd128", simd128::kernel));
@@ -396,6 +407,71 @@ mod simd128 {
                 let sums = i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(l, h), i32x4_shuffle::<1, 3, 5, 7>(l, h));
                 v128_store(dots.as_mut_ptr() as *mut v128, sums);
                 p.put(i + r, j + c * 4, &dots);
+            }
+        }
+    }
+
+    /// The relaxed-SIMD builds: `i32x4.relaxed_dot_i8x16_i7x16_add_s`, 16 products a step into
+    /// four i32 lanes, no widening and no horizontal sums (V8 lowers it to `vpdpbusd` where the
+    /// CPU has VNNI, else to `pmaddubsw` + `pmaddwd`). Its second operand must have the top bit
+    /// clear, so the activations (as `a + 128`, unsigned, like the VNNI kernel's) are split in two
+    /// 7-bit-safe halves, `a + 128 = 2·h + l` with `h ∈ [0, 127]` and `l ∈ {0, 1}`: two dot
+    /// products instead of one, and the same integer result as every other kernel (8-bit
+    /// activations, not 7). Pairs of products stay far from i16 saturation (2 · 127 · 127).
+    /// Whether this engine's `relaxed_dot_i8x16_i7x16_add` gives the exact dot product on
+    /// operands where the proposal defines it. Node 20's V8 (behind --experimental-wasm-relaxed-simd)
+    /// returns twice the sum on an AVX-VNNI Xeon, while Chromium 156 is exact: checked once at run
+    /// time, so an engine that gets it wrong runs the simd128 kernel instead of wrong numbers.
+    #[cfg(target_feature = "relaxed-simd")]
+    pub fn relaxed_dot_is_exact() -> bool {
+        let w: [i8; 16] = core::array::from_fn(|i| (i as i8 - 8) * 15);
+        let a: [u8; 16] = core::array::from_fn(|i| (i as u8 * 37) % 128);
+        let acc = [1i32, -2, 3, -4];
+        // SAFETY: 16-byte loads and stores of 16-byte arrays.
+        let got: [i32; 4] = unsafe {
+            let r = i32x4_relaxed_dot_i8x16_i7x16_add(
+                v128_load(w.as_ptr() as *const v128),
+                v128_load(a.as_ptr() as *const v128),
+                v128_load(acc.as_ptr() as *const v128),
+            );
+            let mut out = [0i32; 4];
+            v128_store(out.as_mut_ptr() as *mut v128, r);
+            out
+        };
+        (0..4).all(|l| got[l] == acc[l] + (0..4).map(|k| w[4 * l + k] as i32 * a[4 * l + k] as i32).sum::<i32>())
+    }
+
+    #[cfg(target_feature = "relaxed-simd")]
+    pub unsafe fn relaxed(p: &Product) {
+        tiles!(p, tile_relaxed, 4, rows 2, regs 2); // 8 accumulators (h and l) of 16
+    }
+
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    unsafe fn tile_relaxed<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
+        let mut hs = [[i32x4_splat(0); C]; R];
+        let mut ls = [[i32x4_splat(0); C]; R];
+        for q in 0..p.kp / 4 {
+            let b = p.weights(q, j);
+            let bv: [v128; C] = core::array::from_fn(|c| v128_load(b.add(c * 16) as *const v128));
+            for r in 0..R {
+                let u = (p.quad(i + r, q) as u32) ^ 0x8080_8080;
+                let h = i32x4_splat(((u >> 1) & 0x7f7f_7f7f) as i32);
+                let l = i32x4_splat((u & 0x0101_0101) as i32);
+                for c in 0..C {
+                    hs[r][c] = i32x4_relaxed_dot_i8x16_i7x16_add(bv[c], h, hs[r][c]);
+                    ls[r][c] = i32x4_relaxed_dot_i8x16_i7x16_add(bv[c], l, ls[r][c]);
+                }
+            }
+        }
+        let mut dots = [0i32; 4];
+        for r in 0..R {
+            for c in 0..C {
+                let col = j + c * 4;
+                let fix = i32x4_shl(v128_load(p.layer.col_sum.as_ptr().add(col) as *const v128), 7);
+                let sums = i32x4_sub(i32x4_add(i32x4_shl(hs[r][c], 1), ls[r][c]), fix);
+                v128_store(dots.as_mut_ptr() as *mut v128, sums);
+                p.put(i + r, col, &dots);
             }
         }
     }
