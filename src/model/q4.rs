@@ -26,10 +26,13 @@ pub fn quantize(w: &[f32], cols: usize) -> (Vec<u8>, Vec<half::f16>) {
     for block in w.chunks_exact(BLOCK) {
         let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
         let error = |s: f32| block.iter().map(|&v| (v - round(v, s) as f32 * s).powi(2)).sum::<f32>();
-        let scale = CANDIDATES
+        // Each candidate's error computed once (min_by on a closure would recompute it per
+        // comparison); ties keep the first, 1.0.
+        let (scale, _) = CANDIDATES
             .iter()
             .map(|f| half::f16::from_f32(max / 7.0 * f))
-            .min_by(|a, b| error(a.to_f32()).total_cmp(&error(b.to_f32())))
+            .map(|s| (s, error(s.to_f32())))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
             .expect("candidates");
         let s = scale.to_f32();
         let nibble = |v: f32| (round(v, s) + 8) as u8;
