@@ -22,9 +22,21 @@ pub fn select(name: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize) -> Result<Device> {
-    Device::new_cuda(ordinal)
+    let device = Device::new_cuda(ordinal)
         // candle appends a backtrace to driver errors: keep the message line only.
-        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {}", crate::error::clean(&e))))
+        .map_err(|e| Error::Input(format!("no usable CUDA device {ordinal}: {}", crate::error::clean(&e))))?;
+    // cudarc tracks every allocation with two CUDA events (created with the buffer, recorded on
+    // each use, destroyed with it) so that several streams can share memory safely. Everything
+    // here runs on candle's one stream, where stream order already guarantees that, and each
+    // op allocates its output: the events were pure per-op overhead. Tensors created from here
+    // on are untracked. `BERT_TASKS_CUDA_EVENTS=1` keeps the tracking (for benchmarks).
+    if std::env::var("BERT_TASKS_CUDA_EVENTS").as_deref() != Ok("1") {
+        if let Device::Cuda(d) = &device {
+            // SAFETY: one stream only (see above); nothing was allocated on this device yet.
+            unsafe { d.disable_event_tracking() };
+        }
+    }
+    Ok(device)
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -39,6 +39,9 @@ pub struct Args {
     warmup: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// train: `bf16` for autocast-style mixed precision on a GPU.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    precision: String,
 }
 
 fn summary(mut ms: Vec<f64>) -> serde_json::Value {
@@ -129,16 +132,21 @@ fn train(a: &Args) -> Result<()> {
         warmup: 0.0,
         save_every: 0,
         device: a.device.clone(),
+        precision: a.precision.parse()?,
         ..TrainConfig::new(crate::train::Task::Classify, a.model.clone(), data, out.clone())
     };
     let mut trainer = Trainer::new(cfg, false)?;
     let times = trainer.time_steps(a.warmup + a.repeat)?;
     let _ = std::fs::remove_dir_all(&out);
     let timed = &times[a.warmup..];
-    let mut row = summary(timed.iter().map(|p| p.iter().sum::<f64>() * 1e3).collect());
+    let mut row = summary(timed.iter().map(|(p, _)| p.iter().sum::<f64>() * 1e3).collect());
     for (k, name) in ["forward_ms", "backward_ms", "optimizer_ms"].iter().enumerate() {
-        row[*name] = summary(timed.iter().map(|p| p[k] * 1e3).collect())["median_ms"].clone();
+        row[*name] = summary(timed.iter().map(|(p, _)| p[k] * 1e3).collect())["median_ms"].clone();
     }
+    // Every step's loss (warm-up included): two runs of the same code path give the same
+    // sequence, so comparing them checks that an optimizer variant computes the same update.
+    row["losses"] = times.iter().map(|(_, l)| *l).collect::<Vec<f32>>().into();
+    row["precision"] = a.precision.clone().into();
     row["engine"] = "bert-tasks native".into();
     row["task"] = "train_step".into();
     row["batch"] = a.batch_size.into();

@@ -91,6 +91,10 @@ pub struct Args {
     /// sentences are not padded to long ones (0 or 1: off).
     #[arg(long, default_value_t = 50)]
     bucket_window: usize,
+    /// `bf16`: autocast-style mixed precision on a GPU (bf16 matrix products, f32 weights and
+    /// optimizer state).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    precision: String,
     /// Stop after N steps (to test interruption and --resume).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -137,6 +141,7 @@ fn config(a: Args) -> Result<(TrainConfig, bool)> {
         limit_dev: a.limit_dev,
         device: a.device,
         bucket_window: a.bucket_window,
+        precision: a.precision.parse()?,
         stop_after: a.stop_after,
     };
     Ok((cfg, resume))

@@ -8,6 +8,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
+use super::autocast;
 use super::config::{BertConfig, HiddenAct};
 use super::dropout::{Dropout, DropoutRng};
 use super::fused;
@@ -133,6 +134,8 @@ impl Dense {
             Ok(fused::linear(x, layer.weight(), layer.bias())?)
         } else if let (true, Some(bias)) = (fused::applies(x), layer.bias()) {
             Ok(train_linear::forward(x, layer.weight(), bias)?)
+        } else if !x.device().is_cpu() {
+            Ok(autocast::linear(x, layer.weight(), layer.bias())?)
         } else {
             Ok(layer.forward(x)?)
         }
@@ -183,10 +186,10 @@ impl BertSelfAttention {
         let k = self.split_heads(&self.key.forward(x, train)?)?;
         let v = self.split_heads(&self.value.forward(x, train)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let scores = (autocast::matmul(&q, &k.t()?)? * scale)?.broadcast_add(mask_bias)?;
         let probs = softmax_last_dim(&scores, train.is_some())?;
         let probs = self.dropout.forward(&probs, train)?;
-        Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?)
+        Ok(autocast::matmul(&probs, &v)?.transpose(1, 2)?.reshape((b, t, h))?)
     }
 }
 

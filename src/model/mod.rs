@@ -1,5 +1,6 @@
 //! The network: configuration, checkpoint weights, the BERT encoder and what runs on top of it.
 
+pub mod autocast;
 pub mod config;
 pub mod dropout;
 pub mod encoder;

@@ -1,5 +1,7 @@
 //! Fine-tuning: losses, re-sampling, the optimizer, metrics, checkpoints and the training loop.
 
+#[cfg(feature = "cuda")]
+mod adamw_cuda;
 pub mod batches;
 pub mod checkpoint;
 pub mod evaluate;

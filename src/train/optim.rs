@@ -104,6 +104,53 @@ impl AdamW {
         Ok(sq.sqrt() as f32)
     }
 
+    /// Clips the gradients to the global norm `max_norm`, then one update with learning rates
+    /// `lr[group]`. On a CUDA device this is two kernel launches for all parameters
+    /// (`adamw_cuda.rs`; `BERT_TASKS_CUDA_ADAMW=ops` selects the tensor-op path, for comparison).
+    pub fn clip_and_step(&mut self, grads: &GradStore, lr: [f64; 2], max_norm: f64) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        if self.fused_cuda_applies() {
+            return self.step_cuda(grads, lr, max_norm);
+        }
+        let norm = self.grad_norm(grads)? as f64;
+        let scale = if norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
+        self.step(grads, lr, scale)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn fused_cuda_applies(&self) -> bool {
+        std::env::var("BERT_TASKS_CUDA_ADAMW").as_deref() != Ok("ops")
+            && !self.params.is_empty()
+            && self.params.iter().all(|p| p.var.device().is_cuda() && p.var.dtype() == DType::F32)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn step_cuda(&mut self, grads: &GradStore, lr: [f64; 2], max_norm: f64) -> Result<()> {
+        use super::adamw_cuda::{clip_and_step, Hyper, Update};
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let h = Hyper {
+            b1: b1 as f32,
+            b2: b2 as f32,
+            bc1: (1.0 - b1.powi(t)) as f32,
+            bc2: (1.0 - b2.powi(t)) as f32,
+            eps: self.eps as f32,
+            max_norm,
+        };
+        let updates: Vec<Update> = self
+            .params
+            .iter()
+            .filter_map(|p| {
+                let grad = grads.get(p.var.as_tensor())?;
+                let lr = lr[p.group];
+                let decay = if p.decay { lr * self.weight_decay } else { 0.0 };
+                Some(Update { param: p.var.as_tensor(), m: &p.m, v: &p.v, grad, lr: lr as f32, keep: (1.0 - decay) as f32 })
+            })
+            .collect();
+        clip_and_step(self.params[0].var.device(), &updates, &h)
+    }
+
     /// One update with learning rates `lr[group]`; gradients are scaled by `grad_scale`
     /// (clipping).
     pub fn step(&mut self, grads: &GradStore, lr: [f64; 2], grad_scale: f64) -> Result<()> {

@@ -20,6 +20,7 @@ use super::sampler::{Sampler, Sampling};
 use super::task::{Task, TrainStep};
 use crate::checkpoint::Checkpoint;
 use crate::model::heads::{Decoder, RelateMethod, TaskHead};
+use crate::model::autocast::Precision;
 use crate::model::{DropoutRng, Pooling};
 use crate::tasks::Model;
 use crate::text::scheme::Scheme;
@@ -62,6 +63,10 @@ pub struct TrainConfig {
     /// sampler's order as is). Absent in checkpoints from before bucketing, which resume unbucketed.
     #[serde(default)]
     pub bucket_window: usize,
+    /// `bf16`: the encoder's matrix products in bf16 on a GPU (autocast-style; f32 weights and
+    /// optimizer state). Absent in older checkpoints: f32.
+    #[serde(default)]
+    pub precision: Precision,
     /// Stop after this many optimizer steps in this process (testing crash/resume).
     #[serde(skip)]
     pub stop_after: Option<usize>,
@@ -101,6 +106,7 @@ impl TrainConfig {
             limit_dev: None,
             device: "cpu".into(),
             bucket_window: 50,
+            precision: Precision::F32,
             stop_after: None,
         }
     }
@@ -324,6 +330,10 @@ impl Trainer {
             return Err(Error::Input("batch size and epochs must be positive and max-len at least 8".into()));
         }
         let device = crate::device::select(&cfg.device)?;
+        if cfg.precision == Precision::Bf16 && device.is_cpu() {
+            return Err(Error::Input("--precision bf16 is for training on a GPU (--device cuda); on the CPU it would only add casts".into()));
+        }
+        crate::model::autocast::set(cfg.precision);
         let base = Checkpoint::load(&cfg.base)?;
         cfg.max_len = cfg.max_len.min(base.config.max_position_embeddings);
 
@@ -425,10 +435,8 @@ impl Trainer {
             self.device.synchronize()?;
         }
         let t2 = std::time::Instant::now();
-        let norm = self.opt.grad_norm(&grads)? as f64;
-        let scale = if norm > self.cfg.max_grad_norm { self.cfg.max_grad_norm / (norm + 1e-6) } else { 1.0 };
         let f = schedule(self.state.global_step, warmup, total);
-        self.opt.step(&grads, [self.cfg.lr * f, self.cfg.head_lr * f], scale)?;
+        self.opt.clip_and_step(&grads, [self.cfg.lr * f, self.cfg.head_lr * f], self.cfg.max_grad_norm)?;
         if let Some(p) = phases {
             self.device.synchronize()?;
             let t3 = std::time::Instant::now();
@@ -439,16 +447,16 @@ impl Trainer {
 
     /// Times `n` optimizer steps on the first batches of the epoch order (the benchmark's
     /// training step: the same code as `run`, without checkpoints or evaluation). Seconds per
-    /// step, each split into [forward, backward, optimizer].
-    pub fn time_steps(&mut self, n: usize) -> Result<Vec<[f64; 3]>> {
+    /// step, each split into [forward, backward, optimizer], and the loss of each step.
+    pub fn time_steps(&mut self, n: usize) -> Result<Vec<([f64; 3], f32)>> {
         let batches = self.epoch_batches(0);
         let total = self.total_steps().max(n);
         let mut times = Vec::with_capacity(n);
         for k in 0..n {
             let idx = batches[k % batches.len()].clone();
             let mut phases = [0.0; 3];
-            self.step(&idx, 0, total, Some(&mut phases))?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
-            times.push(phases);
+            let loss = self.step(&idx, 0, total, Some(&mut phases))?.map_err(|v| Error::Input(format!("the loss became {v} while timing")))?;
+            times.push((phases, loss));
             self.state.global_step += 1;
         }
         Ok(times)
