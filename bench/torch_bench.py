@@ -79,14 +79,16 @@ def train(a):
     def step():
         enc = batches[k[0] % len(batches)]
         k[0] += 1
-        loss = model(**enc).loss
+        # --precision bf16: torch.autocast, the mixed precision bert-tasks' --precision bf16 mirrors.
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = model(**enc).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     row = summary(timed(step, a.warmup, a.repeat, a.device))
-    row |= {"engine": "PyTorch", "task": "train_step", "batch": a.batch_size, "tokens": a.max_len, "threads": torch.get_num_threads(), "device": a.device}
+    row |= {"engine": "PyTorch", "task": "train_step", "batch": a.batch_size, "tokens": a.max_len, "threads": torch.get_num_threads(), "device": a.device, "precision": a.precision}
     print(json.dumps(row), flush=True)
 
 
@@ -100,6 +102,7 @@ if __name__ == "__main__":
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     (infer if a.mode == "infer" else train)(a)

@@ -6,6 +6,7 @@ environment (see make_fixtures.py); prints one JSON object with the dev metrics.
     refenv/bin/python tests/reference/hf_train.py --task classify --model DIR --train F --dev F \
         --epochs 3 --batch-size 16 --lr 5e-5 --head-lr 1e-3 --max-len 64 --pooling pooler
     refenv/bin/python tests/reference/hf_train.py --task tag --decoder crf ...
+    (--device cuda on a GPU machine: bench/gpu.sh runs the full-data references there)
 """
 import argparse
 import json
@@ -42,7 +43,7 @@ def read_conll(path, limit):
 class Model(torch.nn.Module):
     def __init__(self, base, n, task, pooling, decoder):
         super().__init__()
-        self.bert = BertModel.from_pretrained(base)
+        self.bert = BertModel.from_pretrained(base, dtype=torch.float32)  # f16 exports train in f32
         h = self.bert.config.hidden_size
         self.drop = torch.nn.Dropout(self.bert.config.hidden_dropout_prob)
         self.classifier = torch.nn.Linear(h, n)
@@ -88,8 +89,8 @@ def allowed(labels):
 
 def constrained_crf(crf, labels):
     """A copy of `crf` whose forbidden moves score -10000 (pytorch-crf has no constraint option)."""
-    start, end, trans = allowed(labels)
-    c = CRF(crf.num_tags, batch_first=True)
+    start, end, trans = (t.to(crf.transitions.device) for t in allowed(labels))
+    c = CRF(crf.num_tags, batch_first=True).to(crf.transitions.device)
     with torch.no_grad():
         c.start_transitions.copy_(crf.start_transitions.masked_fill(~start, -10000.0))
         c.end_transitions.copy_(crf.end_transitions.masked_fill(~end, -10000.0))
@@ -104,8 +105,8 @@ def pad(seqs, value=0):
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ["task", "model", "train", "dev", "pooling", "decoder"]:
-        ap.add_argument("--" + a, default={"pooling": "pooler", "decoder": "softmax"}.get(a))
+    for a in ["task", "model", "train", "dev", "pooling", "decoder", "device"]:
+        ap.add_argument("--" + a, default={"pooling": "pooler", "decoder": "softmax", "device": "cpu"}.get(a))
     for a, d in [("epochs", 3), ("batch-size", 16), ("max-len", 128), ("limit-train", 0), ("limit-dev", 0), ("seed", 42)]:
         ap.add_argument("--" + a, type=int, default=d)
     for a, d in [("lr", 5e-5), ("head-lr", 1e-3), ("warmup", 0.1), ("weight-decay", 0.01)]:
@@ -136,7 +137,8 @@ def main():
             ids = ids[: args.max_len - 1] + [sep]
             items.append((ids, tags[: len(ids) - 2]))
     n = len(labels)
-    model = Model(args.model, n, args.task, args.pooling, args.decoder)
+    dev_ = torch.device(args.device)
+    model = Model(args.model, n, args.task, args.pooling, args.decoder).to(dev_)
     head = [p for name, p in model.named_parameters() if not name.startswith("bert.")]
     enc_params = [(name, p) for name, p in model.named_parameters() if name.startswith("bert.")]
     no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
@@ -154,12 +156,13 @@ def main():
         for b in range(0, len(order), args.batch_size):
             batch = [items[i] for i in order[b:b + args.batch_size]]
             ids, mask = pad([x[0] for x in batch])
-            out = model(ids, mask)
+            out = model(ids.to(dev_), mask.to(dev_))
             if args.task == "classify":
-                loss = torch.nn.functional.cross_entropy(out, torch.tensor([x[1] for x in batch]))
+                loss = torch.nn.functional.cross_entropy(out, torch.tensor([x[1] for x in batch], device=dev_))
             else:
                 em = out[:, 1:-1]
                 tags, tmask = pad([x[1] for x in batch])
+                tags, tmask = tags.to(dev_), tmask.to(dev_)
                 em = em[:, : tags.shape[1]]
                 if model.crf is not None:
                     loss = -model.crf(em, tags, tmask.bool(), reduction="mean")
@@ -177,7 +180,7 @@ def main():
             gold, pred = [], []
             for r in dev:
                 ids = tok.encode(r[1]).ids[:512]
-                logits = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
+                logits = model(torch.tensor([ids], device=dev_), torch.ones(1, len(ids), dtype=torch.long, device=dev_))
                 gold.append(r[0])
                 pred.append(labels[logits.argmax(-1).item()])
             acc = sum(g == p for g, p in zip(gold, pred)) / len(gold)
@@ -198,7 +201,7 @@ def main():
                     first.append(len(ids) if pieces else None)
                     ids.extend(pieces)
                 ids = ids[:511] + [sep]  # evaluate on whole sentences, as bert-tasks does
-                em = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[:, 1:-1]
+                em = model(torch.tensor([ids], device=dev_), torch.ones(1, len(ids), dtype=torch.long, device=dev_))[:, 1:-1]
                 free = model.crf.decode(em)[0] if model.crf is not None else em[0].argmax(-1).tolist()
                 path = crf_c.decode(em)[0] if crf_c is not None else free
                 word_tags = lambda p: [labels[p[f - 1]] if f is not None and f - 1 < len(p) else "O" for f in first]
