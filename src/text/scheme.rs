@@ -87,6 +87,32 @@ impl Scheme {
     pub fn parse_all(self, labels: &[String]) -> Result<Vec<Tag>> {
         labels.iter().map(|l| self.parse(l)).collect()
     }
+
+    /// The spans of `tags` as seqeval reads them (a stray `I-X` opens a span), written back as
+    /// a valid sequence of this scheme. A valid sequence comes back unchanged; an invalid one
+    /// (e.g. `I-PER E-PER` at a sentence start, from a corpus split inside an entity) comes
+    /// back as the valid sequence with the same spans (`B-PER E-PER`).
+    pub fn canonical(self, tags: &[String]) -> Result<Vec<String>> {
+        let parsed = self.parse_all(tags)?;
+        let outside = if self == Scheme::BMES { "S" } else { "O" };
+        let mut out = vec![outside.to_string(); tags.len()];
+        let name = |letter: &str, kind: &str| if self == Scheme::BMES { letter.to_string() } else { format!("{letter}-{kind}") };
+        let inside = if self == Scheme::BMES { "M" } else { "I" };
+        for s in decode_spans(&parsed) {
+            for (i, slot) in out[s.start..s.end].iter_mut().enumerate() {
+                let last = i + 1 == s.end - s.start;
+                *slot = match (self, i, last) {
+                    (Scheme::BIO, 0, _) => name("B", &s.kind),
+                    (Scheme::BIO, _, _) => name("I", &s.kind),
+                    (_, 0, true) => name("S", &s.kind),
+                    (_, 0, false) => name("B", &s.kind),
+                    (_, _, true) => name("E", &s.kind),
+                    _ => name(inside, &s.kind),
+                };
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Which starts, transitions and ends a scheme allows over a label set.
@@ -198,6 +224,39 @@ fn starts_chunk(prev: Option<&Tag>, cur: &Tag) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Valid sequences are their own canonical form; invalid ones become the valid sequence with
+    /// seqeval's spans, which the constraints then accept.
+    #[test]
+    fn canonical_repairs_only_invalid_sequences() {
+        let v = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        for (scheme, seq) in [
+            (Scheme::BIOES, "B-PER I-PER E-PER O S-LOC"),
+            (Scheme::BIO, "B-PER I-PER O B-LOC"),
+            (Scheme::BMES, "B M E S B E"),
+        ] {
+            assert_eq!(scheme.canonical(&v(seq)).unwrap(), v(seq), "{seq}");
+        }
+        for (scheme, bad, fixed) in [
+            // MSRA's training split has a sentence that starts inside a name.
+            (Scheme::BIOES, "I-PER E-PER B-PER E-PER", "B-PER E-PER B-PER E-PER"),
+            (Scheme::BIOES, "B-PER O E-LOC", "S-PER O S-LOC"),
+            (Scheme::BIOES, "B-PER I-ORG E-ORG", "S-PER B-ORG E-ORG"),
+            (Scheme::BIO, "I-PER I-PER O I-LOC", "B-PER I-PER O B-LOC"),
+            (Scheme::BMES, "M E B", "B E S"),
+        ] {
+            let got = scheme.canonical(&v(bad)).unwrap();
+            assert_eq!(got, v(fixed), "{bad}");
+            let labels: Vec<String> = {
+                let mut l = got.clone();
+                l.sort();
+                l.dedup();
+                l
+            };
+            let c = Constraints::new(scheme, &labels).unwrap();
+            assert!(c.is_valid(&got.iter().map(|t| labels.iter().position(|l| l == t).unwrap()).collect::<Vec<_>>()));
+        }
+    }
 
     fn labels(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()

@@ -33,6 +33,41 @@ fn check_scheme(path: &std::path::Path, scheme: Scheme, examples: &[TagExample])
     Ok(())
 }
 
+/// Training sentences whose tag sequence the scheme forbids (MSRA's full training split has
+/// one that starts inside a name, `I-PER E-PER B-PER …`: the corpus was split inside an entity)
+/// are rewritten into the valid sequence with the spans seqeval reads from them, with a warning
+/// naming each. Refusing the whole file for one such sentence helps nobody, and a CRF cannot
+/// score a gold path its constraints forbid.
+fn repair_sequences(path: &std::path::Path, scheme: Scheme, examples: &mut [TagExample]) -> Result<usize> {
+    let mut repaired = 0;
+    for ex in examples.iter_mut() {
+        let fixed = scheme.canonical(&ex.tags)?;
+        if fixed != ex.tags {
+            repaired += 1;
+            if repaired <= 3 {
+                let (from, to) = first_difference(&ex.tags, &fixed);
+                eprintln!(
+                    "[data] {}:{}: tag sequence invalid under {scheme:?} ({from} …); trained as seqeval reads it ({to} …)",
+                    path.display(),
+                    ex.line
+                );
+            }
+            ex.tags = fixed;
+        }
+    }
+    if repaired > 3 {
+        eprintln!("[data] {}: {repaired} sentences repaired in all", path.display());
+    }
+    Ok(repaired)
+}
+
+/// A few tags from the first position where the two sequences differ, for the warning.
+fn first_difference(a: &[String], b: &[String]) -> (String, String) {
+    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(0);
+    let show = |s: &[String]| s[at..(at + 4).min(s.len())].join(" ");
+    (show(a), show(b))
+}
+
 impl TagData {
     pub fn read(cfg: &TrainConfig) -> Result<Self> {
         let mut examples = read_conll(&cfg.train)?;
@@ -43,6 +78,7 @@ impl TagData {
             Scheme::infer(&distinct.into_iter().map(String::from).collect::<Vec<_>>())
         });
         check_scheme(&cfg.train, scheme, &examples)?;
+        repair_sequences(&cfg.train, scheme, &mut examples)?;
         // Labels from train and dev together: a tag rare enough to be missing from a training
         // subset still gets an output row (it is then simply never predicted).
         if let Some(dev) = &cfg.dev {
@@ -145,5 +181,24 @@ impl TrainStep for TagStep {
             LossKind::Ce => Ok(nll),
             _ => Ok((nll + token_loss()?)?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_training_sentences_are_repaired_and_counted() {
+        let ex = |tags: &str, line| TagExample {
+            words: tags.split(' ').map(|_| "字".to_string()).collect(),
+            tags: tags.split(' ').map(String::from).collect(),
+            line,
+        };
+        let mut examples = vec![ex("B-PER E-PER O", 1), ex("I-PER E-PER O S-LOC", 5), ex("O O", 10)];
+        let n = repair_sequences(std::path::Path::new("train.conll"), Scheme::BIOES, &mut examples).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(examples[0].tags, ["B-PER", "E-PER", "O"], "valid sentences are untouched");
+        assert_eq!(examples[1].tags, ["B-PER", "E-PER", "O", "S-LOC"]);
     }
 }
