@@ -14,15 +14,16 @@ D="$BERT_TASKS_CACHE/data"; M="$BERT_TASKS_CACHE/models"; R="$BERT_TASKS_CACHE/r
 EN="$M/all-minilm-l6-v2"; ZH="$M/m3e-small"
 mkdir -p "$R"
 
-run() { # name base data-dir ext test-limit -- train args...
+run() { # name base data-dir ext test-limit (0: all) -- train args...
   local name=$1 base=$2 data=$3 ext=$4 limit=$5; shift 6
+  local test_limit=(--limit "$limit"); [ "$limit" = 0 ] && test_limit=()
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   echo "== $name"
   if [ -f "$R/$name/test.json" ] && [ -z "${FORCE:-}" ]; then cat "$R/$name/test.json" | head -c 300; echo; return; fi
   local start=$(date +%s)
   "$BERT_TASKS_BIN" train --model "$base" --train "$D/$data/train.$ext" --dev "$D/$data/dev.$ext" \
-    --out "$R/$name" --limit-dev 300 "$@" > "$R/$name.log" 2>&1
-  "$BERT_TASKS_BIN" eval --model "$R/$name" --data "$D/$data/test.$ext" --limit "$limit" --json > "$R/$name/test.json"
+    --out "$R/$name" --limit-dev "${LIMIT_DEV:-300}" "$@" > "$R/$name.log" 2>&1
+  "$BERT_TASKS_BIN" eval --model "$R/$name" --data "$D/$data/test.$ext" "${test_limit[@]}" --json > "$R/$name/test.json"
   echo "$(( $(date +%s) - start ))" > "$R/$name/seconds"
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v, 4) for k, v in d.items() if isinstance(v, float)})" "$R/$name/test.json"
 }
@@ -62,6 +63,27 @@ for d in ("", "-f16", "-q8", "-q4"):
 PY
 }
 ONLY="${*:-}"
+# Full-data rows (*-full): the whole training split, best dev epoch (first 2,000 dev examples),
+# every test example, batch 32. Hours on 2 CPU cores, so they run only when named or with FULL=1;
+# DEVICE=cuda runs them on a GPU build (bench/gpu.sh runs the same recipes on a GPU machine).
+full() { # name base data-dir ext -- train args
+  local name=$1; shift
+  if [ -z "${FULL:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
+  local base=$1 data=$2 ext=$3; shift 4
+  ONLY="$name" LIMIT_DEV=2000 run "$name" "$base" "$data" "$ext" 0 -- --device "${DEVICE:-cpu}" --batch-size 32 "$@"
+}
+FCLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3"
+FTAG="--task tag --lr 1e-4 --head-lr 5e-3 --max-len 128"
+full mr-full           "$EN" en-sentiment tsv -- $FCLS --epochs 3 --max-len 64
+full zh-sentiment-full "$ZH" zh-sentiment tsv -- $FCLS --epochs 2 --max-len 128
+full msra-crf-full     "$ZH" msra-ner conll -- $FTAG --decoder crf --epochs 2
+full msra-softmax-full "$ZH" msra-ner conll -- $FTAG --decoder softmax --epochs 2
+full pd-seg-full       "$ZH" pd-seg conll -- $FTAG --decoder crf --epochs 2
+full pd-pos-full       "$ZH" pd-pos conll -- $FTAG --decoder softmax --epochs 2
+full wnut16-full       "$EN" wnut16-ner conll -- $FTAG --decoder crf --epochs 3
+full brown-pos-full    "$EN" brown-pos conll -- $FTAG --decoder softmax --epochs 2
+[ -n "${FULL:-}" ] && exit 0
+
 CLS="--task classify --pooling mean --lr 1e-4 --head-lr 1e-3 --batch-size 16"
 TAG="--task tag --lr 1e-4 --batch-size 16"
 
