@@ -52,6 +52,14 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> c
     }
 }
 
+/// The same, writable (in-place ops).
+pub(crate) fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("{name}: needs a contiguous f32 tensor"),
+    }
+}
+
 /// Lanes of the reductions below: independent accumulators let the compiler keep them in one
 /// vector register (a single running `f32` would force strict left-to-right order, i.e. scalar code).
 const LANES: usize = 8;

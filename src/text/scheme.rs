@@ -88,27 +88,45 @@ impl Scheme {
         labels.iter().map(|l| self.parse(l)).collect()
     }
 
+    /// The label this scheme writes for `role` in a span of `kind` (`(Begin, "PER")` → `"B-PER"`;
+    /// BMES labels carry no type, and its inside letter is `M`).
+    pub fn label(self, role: Role, kind: &str) -> String {
+        let letter = match (self, role) {
+            (_, Role::Outside) => return "O".into(),
+            (Scheme::BMES, Role::Inside) => "M",
+            (_, Role::Begin) => "B",
+            (_, Role::Inside) => "I",
+            (_, Role::End) => "E",
+            (_, Role::Single) => "S",
+        };
+        if self == Scheme::BMES {
+            letter.to_string()
+        } else {
+            format!("{letter}-{kind}")
+        }
+    }
+
     /// The spans of `tags` as seqeval reads them (a stray `I-X` opens a span), written back as
     /// a valid sequence of this scheme. A valid sequence comes back unchanged; an invalid one
     /// (e.g. `I-PER E-PER` at a sentence start, from a corpus split inside an entity) comes
     /// back as the valid sequence with the same spans (`B-PER E-PER`).
     pub fn canonical(self, tags: &[String]) -> Result<Vec<String>> {
         let parsed = self.parse_all(tags)?;
+        // BMES has no outside tag: a character outside every span is a word of its own.
         let outside = if self == Scheme::BMES { "S" } else { "O" };
         let mut out = vec![outside.to_string(); tags.len()];
-        let name = |letter: &str, kind: &str| if self == Scheme::BMES { letter.to_string() } else { format!("{letter}-{kind}") };
-        let inside = if self == Scheme::BMES { "M" } else { "I" };
         for s in decode_spans(&parsed) {
+            let len = s.end - s.start;
             for (i, slot) in out[s.start..s.end].iter_mut().enumerate() {
-                let last = i + 1 == s.end - s.start;
-                *slot = match (self, i, last) {
-                    (Scheme::BIO, 0, _) => name("B", &s.kind),
-                    (Scheme::BIO, _, _) => name("I", &s.kind),
-                    (_, 0, true) => name("S", &s.kind),
-                    (_, 0, false) => name("B", &s.kind),
-                    (_, _, true) => name("E", &s.kind),
-                    _ => name(inside, &s.kind),
+                let role = match (self, i, i + 1 == len) {
+                    (Scheme::BIO, 0, _) => Role::Begin,
+                    (Scheme::BIO, _, _) => Role::Inside,
+                    (_, 0, true) => Role::Single,
+                    (_, 0, false) => Role::Begin,
+                    (_, _, true) => Role::End,
+                    _ => Role::Inside,
                 };
+                *slot = self.label(role, &s.kind);
             }
         }
         Ok(out)

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use candle_core::{backprop::GradStore, CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 use rayon::prelude::*;
 
+use crate::model::fastmath::{contiguous_f32, contiguous_f32_mut};
+
 use crate::Result;
 
 pub struct Param {
@@ -45,20 +47,6 @@ struct Hyper {
 /// on every run and `--resume` stays bit-for-bit).
 const CHUNK: usize = 1 << 14;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("AdamW: {what} must be a contiguous f32 CPU tensor"),
-    }
-}
-
-fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("AdamW: {what} must be a contiguous f32 CPU tensor"),
-    }
-}
-
 /// The AdamW update of one CPU parameter, in place in candle's own buffers and on the thread
 /// pool: `m` and `v` from the gradient, then the parameter from both moments (same arithmetic
 /// as the tensor path). Before, each step copied gradient, moments and parameter out of their
@@ -86,8 +74,8 @@ impl InplaceOp2 for Moment {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let m = f32_slice_mut(s1, l1, "moment")?;
-        let g = f32_slice(s2, l2, "gradient")?;
+        let m = contiguous_f32_mut(s1, l1, "AdamW moment")?;
+        let g = contiguous_f32(s2, l2, "AdamW gradient")?;
         let Moment { decay, square, scale } = *self;
         m.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(m, g)| {
             for (m, &g) in m.iter_mut().zip(g) {
@@ -114,8 +102,8 @@ impl InplaceOp3 for Step {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> candle_core::Result<()> {
-        let theta = f32_slice_mut(s1, l1, "parameter")?;
-        let (m, v) = (f32_slice(s2, l2, "first moment")?, f32_slice(s3, l3, "second moment")?);
+        let theta = contiguous_f32_mut(s1, l1, "AdamW parameter")?;
+        let (m, v) = (contiguous_f32(s2, l2, "AdamW first moment")?, contiguous_f32(s3, l3, "AdamW second moment")?);
         let Step { bc1, bc2, eps, lr, keep } = *self;
         theta.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK)).zip(v.par_chunks(CHUNK)).for_each(|((t, m), v)| {
             for ((t, &m), &v) in t.iter_mut().zip(m).zip(v) {
@@ -134,7 +122,7 @@ fn sum_squares_cpu(g: &Tensor) -> Result<f64> {
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         return Err(crate::Error::Input("AdamW: expected a CPU gradient".into()));
     };
-    let x = f32_slice(cpu, layout, "gradient")?;
+    let x = contiguous_f32(cpu, layout, "AdamW gradient")?;
     let parts: Vec<f64> = x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).collect();
     Ok(parts.into_iter().sum())
 }

@@ -45,23 +45,7 @@ pub fn piece_tags(scheme: Scheme, tag: &str, k: usize) -> Result<Vec<String>> {
     if k <= 1 {
         return Ok(vec![tag.to_string(); k]);
     }
-    let name = |role: Role| -> String {
-        let letter = match (scheme, role) {
-            (Scheme::BMES, Role::Begin) => "B",
-            (Scheme::BMES, Role::Inside) => "M",
-            (Scheme::BMES, Role::End) => "E",
-            (_, Role::Begin) => "B",
-            (_, Role::Inside) => "I",
-            (_, Role::End) => "E",
-            (_, Role::Single) => "S",
-            (_, Role::Outside) => "O",
-        };
-        match (scheme, role) {
-            (Scheme::BMES, _) => letter.to_string(),
-            (_, Role::Outside) => "O".into(),
-            _ => format!("{letter}-{}", t.kind),
-        }
-    };
+    let name = |role: Role| scheme.label(role, &t.kind);
     let inside = name(Role::Inside);
     Ok(match (scheme, t.role) {
         (_, Role::Outside) => vec!["O".into(); k],

@@ -8,7 +8,7 @@ use crate::data::{read_conll, TagExample};
 use crate::model::heads::TaskHead;
 use crate::model::DropoutRng;
 use crate::tasks::{Head, Model};
-use crate::text::scheme::{Constraints, Scheme};
+use crate::text::scheme::Scheme;
 use crate::text::{Batch, Encoded};
 use crate::train::loss::{Loss, LossKind};
 use crate::train::prepare::{tag_items, tag_label_set, TagItem};
@@ -78,7 +78,11 @@ impl TagData {
             Scheme::infer(&distinct.into_iter().map(String::from).collect::<Vec<_>>())
         });
         check_scheme(&cfg.train, scheme, &examples)?;
-        repair_sequences(&cfg.train, scheme, &mut examples)?;
+        // Every training sequence is valid under the scheme from here on; a repair may write a
+        // tag the file never had (`S-PER` for a lone `I-PER`), so the label set sees them too.
+        if repair_sequences(&cfg.train, scheme, &mut examples)? > 0 {
+            tags.extend(examples.iter().flat_map(|e| e.tags.iter().cloned()));
+        }
         // Labels from train and dev together: a tag rare enough to be missing from a training
         // subset still gets an output row (it is then simply never predicted).
         if let Some(dev) = &cfg.dev {
@@ -87,18 +91,6 @@ impl TagData {
             tags.extend(dev_examples.into_iter().flat_map(|e| e.tags));
         }
         let labels = tag_label_set(scheme, tags.into_iter())?;
-        let cons = Constraints::new(scheme, &labels)?;
-        for ex in &examples {
-            let path: Vec<usize> = ex.tags.iter().map(|t| labels.iter().position(|l| l == t).unwrap_or(0)).collect();
-            if !cons.is_valid(&path) {
-                return Err(Error::Input(format!(
-                    "{}:{}: the tag sequence {} is invalid under {scheme:?}",
-                    cfg.train.display(),
-                    ex.line,
-                    ex.tags.join(" ")
-                )));
-            }
-        }
         Ok(TagData { examples, labels, scheme })
     }
 }
@@ -200,5 +192,20 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(examples[0].tags, ["B-PER", "E-PER", "O"], "valid sentences are untouched");
         assert_eq!(examples[1].tags, ["B-PER", "E-PER", "O", "S-LOC"]);
+    }
+
+    /// A repair can write a tag the file never had (a lone `I-LOC` becomes `S-LOC`): the label
+    /// set must hold it, or the sentence would train on the wrong label.
+    #[test]
+    fn repaired_tags_are_in_the_label_set() {
+        let dir = std::env::temp_dir().join(format!("bert-tasks-repair-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let train = dir.join("train.conll");
+        std::fs::write(&train, "北 B-LOC\n京 E-LOC\n\n在 O\n京 I-LOC\n").unwrap();
+        let cfg = TrainConfig::new(crate::train::Task::Tag, dir.clone(), train, dir.clone());
+        let data = TagData::read(&cfg).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(data.examples[1].tags, ["O", "S-LOC"]);
+        assert!(data.labels.iter().any(|l| l == "S-LOC"), "{:?}", data.labels);
     }
 }
