@@ -69,6 +69,13 @@ export function buildName() {
   return build;
 }
 
+/** The int8 kernel q8/q4 models run in this engine, after checking every kernel the build has
+ * against the portable one (equal outputs bit for bit): `{ kernel, checked }`; throws where one
+ * differs. For tests and diagnostics. */
+export function int8KernelCheck() {
+  return glue.int8KernelCheck();
+}
+
 const FILES = ["config.json", "tokenizer.json", "model.safetensors"];
 const CACHE_NAME = "bert-tasks-v1";
 // Headers on our cached copies: which set of three files an entry belongs to (entries of one

@@ -3,11 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Model, buildName, initSync, memoryBytes, threadCount, useGlue } from "./index.js";
+import { Model, buildName, initSync, int8KernelCheck, memoryBytes, threadCount, useGlue } from "./index.js";
 import { autoThreads } from "./threads.js";
 import { startBestVariant } from "./variants.js";
 
-export { Model, buildName, initSync, memoryBytes, threadCount };
+export { Model, buildName, initSync, int8KernelCheck, memoryBytes, threadCount };
 
 let initialised = false;
 

@@ -9,6 +9,7 @@
 //! - [`tasks`]: [`tasks::Model`] — `classify`, `tag`, `relate` and their batch forms.
 //! - [`data`], [`train`]: training data readers and the trainer (native only).
 //! - [`encode`], [`checkpoint`], [`device`]: a loaded encoder, a model folder, CPU/CUDA.
+//! - [`parallel`]: whole calls on the kernels' thread pool.
 //! - `cli` (native) and `wasm` (wasm32): the two front ends.
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,6 +20,7 @@ pub mod device;
 pub mod encode;
 pub mod error;
 pub mod model;
+pub mod parallel;
 pub mod tasks;
 pub mod text;
 #[doc(hidden)]

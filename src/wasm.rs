@@ -37,6 +37,16 @@ pub fn thread_count() -> usize {
     rayon::current_num_threads()
 }
 
+/// The int8 kernel q8/q4 models run in this engine, checked first against the portable one
+/// (equal integer products, so equal outputs): `{ kernel, checked }`, or an error naming the
+/// shape where a kernel differs. For tests and diagnostics: the relaxed-SIMD kernel exists only
+/// inside an engine.
+#[wasm_bindgen(js_name = int8KernelCheck)]
+pub fn int8_kernel_check() -> Result<JsValue, JsError> {
+    let checked = crate::model::int8::check_kernels().map_err(|e| JsError::new(&e))?;
+    to_js(&serde_json::json!({ "kernel": crate::model::int8::kernel_name(), "checked": checked }))
+}
+
 fn js_err(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
 }

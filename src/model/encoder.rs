@@ -299,6 +299,10 @@ impl BertModel {
 
     /// Runs the encoder. `train` switches dropout on (with its random source); `None` = inference.
     pub fn forward(&self, input: &EncoderInput, train: Option<&DropoutRng>) -> Result<EncoderOutput> {
+        crate::parallel::in_pool(|| self.forward_here(input, train))
+    }
+
+    fn forward_here(&self, input: &EncoderInput, train: Option<&DropoutRng>) -> Result<EncoderOutput> {
         let mask_bias = attention_bias(input.attention_mask)?;
         let mut x = self.embeddings.forward(input, train)?;
         for layer in &self.layers {

@@ -52,7 +52,8 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> c
     }
 }
 
-/// The same, writable (in-place ops).
+/// The same, writable (in-place ops; training only, which the wasm build leaves out).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a mut [f32]> {
     match (s, l.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),

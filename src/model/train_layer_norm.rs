@@ -92,14 +92,16 @@ impl CustomOp3 for TrainingLayerNorm {
                     }
                     (dgamma, dbeta)
                 })
-                .reduce(
-                    || (vec![0f32; n], vec![0f32; n]),
-                    |(mut a, mut b), (c, d)| {
-                        a.iter_mut().zip(&c).for_each(|(a, c)| *a += c);
-                        b.iter_mut().zip(&d).for_each(|(b, d)| *b += d);
-                        (a, b)
-                    },
-                )
+                // Blocks' sums collected in order and added in order: rayon's `reduce` adds them
+                // in a tree shaped by work stealing, which made the sums (and `--resume`) differ
+                // by an ulp from run to run.
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold((vec![0f32; n], vec![0f32; n]), |(mut a, mut b), (c, d)| {
+                    a.iter_mut().zip(&c).for_each(|(a, c)| *a += c);
+                    b.iter_mut().zip(&d).for_each(|(b, d)| *b += d);
+                    (a, b)
+                })
         })))???;
         let dev = x.device();
         Ok((

@@ -81,15 +81,15 @@ impl CustomOp3 for TrainingLinear {
 }
 
 /// Σ over rows of a row-major `[rows, cols]` matrix: blocks of rows summed in parallel, then
-/// the blocks' sums added.
+/// the blocks' sums added in order (not with rayon's `reduce`, whose tree follows work stealing:
+/// the sum would change by an ulp from run to run, and `--resume` would not be bit for bit).
 fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
     let add = |mut acc: Vec<f32>, row: &[f32]| {
         acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
         acc
     };
-    m.par_chunks(cols * 64)
-        .map(|block| block.chunks(cols).fold(vec![0f32; cols], add))
-        .reduce(|| vec![0f32; cols], |a, b| add(a, &b))
+    let blocks: Vec<Vec<f32>> = m.par_chunks(cols * 64).map(|block| block.chunks(cols).fold(vec![0f32; cols], add)).collect();
+    blocks.iter().fold(vec![0f32; cols], |a, b| add(a, b))
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ test("package in Chromium through the worker equals native, with progress", asyn
   const fixtures = native();
   const { server, url } = await serve({ "/": join(here, "page"), "/pkg/": join(root, "pkg"), "/models/": FIXTURES });
   const browser = await launch();
+  const logs = [];
   try {
     const page = await browser.newPage();
-    const logs = [];
     page.on("console", (m) => logs.push(m.text()));
     page.on("pageerror", (e) => logs.push(String(e)));
     await page.goto(url + "/");
@@ -40,6 +40,27 @@ test("package in Chromium through the worker equals native, with progress", asyn
     }
   } catch (e) {
     throw new Error(`${e.message}\nbrowser console:\n${logs.join("\n")}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test("int8 kernels in Chromium: the relaxed dot runs and equals the portable kernel", async () => {
+  const { server, url } = await serve({ "/": join(here, "page"), "/pkg/": join(root, "pkg") });
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.goto(url + "/");
+    const got = await page.evaluate(async () => {
+      const pkg = await import("/pkg/index.js");
+      await pkg.ensureInit(undefined, { threads: 1 });
+      return { build: pkg.buildName(), ...pkg.int8KernelCheck() };
+    });
+    assert.equal(got.build, "relaxed");
+    // Chromium computes relaxed_dot_i8x16_i7x16_add exactly (the build's probe), so it runs it.
+    assert.equal(got.kernel, "relaxed-dot", JSON.stringify(got));
+    assert.deepEqual(got.checked, ["relaxed-dot", "simd128", "portable"]);
   } finally {
     await browser.close();
     server.close();

@@ -1,5 +1,6 @@
 // `npm pack` the package, install the tarball into a fresh project, import it by name in Node
-// and run every task on the single-threaded builds (baseline and relaxed SIMD), equal to native.
+// and run every task on the single-threaded builds (baseline and relaxed SIMD), equal to native;
+// and each build's int8 kernels equal the portable one inside Node's engine.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -22,13 +23,14 @@ test("npm pack → npm install → import 'bert-tasks' runs every task", () => {
     const plan = Object.entries(fixtures).map(([name, f]) => ({ name, dir: join(FIXTURES, name), calls: calls(name, f) }));
     writeFileSync(
       join(dir, "run.mjs"),
-      `import { loadModel } from "bert-tasks";
+      `import { int8KernelCheck, loadModel } from "bert-tasks";
        const plan = ${JSON.stringify(plan)};
        const out = {};
        for (const { name, dir, calls } of plan) {
          const m = await loadModel(dir, { threads: 1 });
          out[name] = { task: m.info().task, threads: m.info().threads, build: m.info().build, results: calls.map(({ method, args }) => m[method](...args)) };
        }
+       out.int8 = int8KernelCheck();
        console.log(JSON.stringify(out));`,
     );
     // Both single-threaded builds (node.test.mjs runs a threaded one): Node 20 has relaxed SIMD
@@ -39,6 +41,11 @@ test("npm pack → npm install → import 'bert-tasks' runs every task", () => {
     ];
     for (const { flags, build } of runs) {
       const out = JSON.parse(execFileSync("node", [...flags, "run.mjs"], { cwd: dir, encoding: "utf8" }));
+      // Every int8 kernel the build has equals the portable one in this engine. The relaxed dot
+      // runs only where the engine computes it exactly (Node 20's flagged V8 doubles it on VNNI
+      // CPUs, and the build then falls back to the simd128 kernel).
+      assert.ok(out.int8.checked.includes("simd128") && out.int8.checked.at(-1) === "portable", JSON.stringify(out.int8));
+      assert.ok(build === "relaxed" ? ["relaxed-dot", "simd128"].includes(out.int8.kernel) : out.int8.kernel === "simd128", `${build}: ${JSON.stringify(out.int8)}`);
       for (const [name, f] of Object.entries(fixtures)) {
         assert.equal(out[name].task, f.task);
         assert.equal(out[name].threads, 1, "threads: 1 runs a single-threaded build");

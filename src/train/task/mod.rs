@@ -78,7 +78,7 @@ pub trait TaskData {
 }
 
 /// A task's encoded training items and its loss.
-pub trait TrainStep {
+pub trait TrainStep: Send {
     /// Training items (a tag sentence longer than `--max-len` counts once per piece).
     fn len(&self) -> usize;
     /// Real tokens of item `i`, [CLS] and [SEP] included (length bucketing, tokens/s).
