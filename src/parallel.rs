@@ -13,21 +13,32 @@
 //! build (q8 1 × 128, 2 threads: 31–35 ms either way), for 100 % of a core burnt while waiting.
 
 /// Runs `f` on a pool thread when the caller is outside the pool and the pool has more than
-/// one thread; otherwise calls it directly.
-#[cfg(not(target_arch = "wasm32"))]
+/// one thread; otherwise calls it directly. The wasm API wraps every call in it, and the encoder
+/// and the trainer wrap theirs (a nested call is already on the pool and runs in place).
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+    if rayon::current_thread_index().is_none() && pool_has_threads() {
         rayon::scope(|_| f())
     } else {
         f()
     }
 }
 
-/// On wasm the API runs every call on the pool itself (src/wasm/threads.rs, which knows whether
-/// the threaded build's pool is up); here this is a plain call.
-#[cfg(target_arch = "wasm32")]
-pub fn in_pool<R>(f: impl FnOnce() -> R) -> R {
-    f()
+#[cfg(not(target_arch = "wasm32"))]
+fn pool_has_threads() -> bool {
+    rayon::current_num_threads() > 1
+}
+
+/// The threaded wasm build: once JS has started the pool on its workers (asking rayon before
+/// that would make it build a default pool, which cannot start threads on wasm).
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+fn pool_has_threads() -> bool {
+    crate::wasm::threads::pool_ready()
+}
+
+/// The single-threaded wasm build: no pool.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+fn pool_has_threads() -> bool {
+    false
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

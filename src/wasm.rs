@@ -12,15 +12,9 @@ use crate::tasks::{Model, Tagging};
 
 /// The thread pool of the threaded build (`+atomics`).
 #[cfg(target_feature = "atomics")]
-mod threads;
-#[cfg(target_feature = "atomics")]
-use threads::in_pool;
+pub(crate) mod threads;
 
-/// Single-threaded build: no pool, run in place.
-#[cfg(not(target_feature = "atomics"))]
-fn in_pool<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
+use crate::parallel::in_pool;
 use crate::text::relation::CharSpan;
 use crate::text::utf16::Utf16Map;
 

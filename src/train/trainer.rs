@@ -420,9 +420,9 @@ impl Trainer {
     /// One optimizer step on the batch `idx`: forward, backward, clipping, AdamW. Returns the
     /// loss, or `Err(loss)` (nothing updated) when it is not finite. `phases` (when given) gets
     /// the seconds spent in forward, backward and the optimizer (the device is synchronised
-    /// between them, so only pass it when timing).
-    /// One optimizer step, run on the kernels' pool (`parallel::in_pool`: the backward's and the
-    /// optimizer's parallel kernels then start without waking the caller).
+    /// between them, so only pass it when timing). Runs on the kernels' pool
+    /// (`parallel::in_pool`): the backward's and the optimizer's parallel kernels then start
+    /// without waking the caller.
     fn step(&mut self, idx: &[usize], warmup: usize, total: usize, phases: Option<&mut [f64; 3]>) -> Result<std::result::Result<f32, f32>> {
         crate::parallel::in_pool(|| self.step_here(idx, warmup, total, phases))
     }

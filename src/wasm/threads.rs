@@ -13,7 +13,7 @@
 //! strip per thread, attention one head per task (candle's own matmul stays single-threaded on
 //! wasm32).
 //!
-//! Every model call runs *on* a pool thread ([`in_pool`]) while the calling thread sleeps: with
+//! Every model call runs *on* a pool thread (`crate::parallel::in_pool`) while the calling thread sleeps: with
 //! the caller outside the pool, the serial parts of the encoder would run on an (N+1)-th thread
 //! competing with N pool threads, which on wasm spin without yielding (`yield_now` is a no-op
 //! there) before they sleep: measured 1×128 on 2 cores, 62–109 ms outside vs steady inside.
@@ -29,13 +29,10 @@ static QUEUE: Mutex<Vec<ThreadBuilder>> = Mutex::new(Vec::new());
 static QUEUED: Condvar = Condvar::new();
 static POOL_READY: AtomicBool = AtomicBool::new(false);
 
-/// Runs `f` on a thread of the pool (the caller blocks until it returns); directly without a pool.
-pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if POOL_READY.load(Ordering::Acquire) {
-        rayon::scope(|_| f())
-    } else {
-        f()
-    }
+/// Whether [`build_thread_pool`] has run (`crate::parallel::in_pool` moves calls onto the pool
+/// only then; before, rayon would build a default pool of its own).
+pub fn pool_ready() -> bool {
+    POOL_READY.load(Ordering::Acquire)
 }
 
 /// The module and memory a worker needs to join (`[WebAssembly.Module, WebAssembly.Memory]`).
