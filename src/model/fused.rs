@@ -36,8 +36,8 @@ pub(super) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_cor
     }
 }
 
-/// All of the pool's threads for a matmul big enough to split; gemm itself decides how many
-/// pieces a given size is worth.
+/// All of the pool's threads for a matmul big enough to split ([`product`] cuts it into one
+/// strip per thread).
 pub(super) fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
         0 | 1 => Parallelism::None,
@@ -84,10 +84,10 @@ unsafe fn matmul_abt(
     c: *mut f32, ldc: usize,
     alpha: f32, accumulate: bool, parallel: bool,
 ) {
-    // Native: gemm splits the work over the pool itself. Wasm: one column strip per thread
-    // (a multiple of the relaxed kernel's 3 columns; disjoint writes), each a single-threaded
-    // matmul — gemm's own fine-grained split wakes the pool many times per product, and waking
-    // a worker on wasm (atomic wait/notify) is slow: Node, 1×128 on 2 threads, 103 → 65–73 ms.
+    // One column strip per thread (wasm: a multiple of the relaxed kernel's 3 columns; natively
+    // `product` splits the longer side the same way), each a single-threaded matmul: gemm's own fine-grained
+    // split wakes the pool many times per product, and waking a worker on wasm (atomic
+    // wait/notify) is slow: Node, 1×128 on 2 threads, 103 → 65–73 ms.
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
     if cfg!(target_arch = "wasm32") && threads > 1 && m * n * k >= 1 << 16 {
         let strip = n.div_ceil(threads).div_ceil(3) * 3;
@@ -104,7 +104,7 @@ unsafe fn matmul_abt(
     }
 }
 
-/// [`matmul_abt`] on the calling thread (or, natively, split by gemm as `split` says): the
+/// [`matmul_abt`] on the calling thread (or, natively, in strips over the pool as `split` says): the
 /// relaxed-SIMD kernel where the build has it, gemm otherwise.
 ///
 /// # Safety
@@ -122,16 +122,9 @@ unsafe fn matmul_abt_single(
         let _ = split;
         super::relaxed_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate)
     }
+    // rhs[p][j] = b[j][p]
     #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-    gemm(
-        m, n, k,
-        c, 1, ldc as isize, accumulate,
-        a, 1, lda as isize,
-        // rhs[p][j] = b[j][p]
-        b, ldb as isize, 1,
-        1.0, alpha, false, false, false,
-        split,
-    )
+    product(m, n, k, c, ldc, a, lda, 1, b, 1, ldb, alpha, accumulate, split)
 }
 
 /// `c = a · b` for row-major `a` `[m, k]` and `b` `[k, n]` (row strides given), single-threaded;
@@ -170,6 +163,29 @@ pub(super) unsafe fn product(
     rhs: *const f32, rhs_rs: usize, rhs_cs: usize,
     alpha: f32, accumulate: bool, split: Parallelism,
 ) {
+    // One strip of the longer side per thread, each a single-threaded gemm, rather than gemm's
+    // own split: that wakes the pool for many small pieces and, with its AVX-512 kernels, cost
+    // 1×16 inference on 2 threads 11 → 17 ms; strips made the training step 5–13 % faster and
+    // 1×128 inference 34 → 24 ms (Intel Xeon, 2 threads; BENCHMARKS.md, optimisation log).
+    // Each output element still sums over k in gemm's order, so results do not depend on it.
+    let threads = match split { Parallelism::Rayon(t) => t, _ => 1 };
+    if threads > 1 && m * n * k >= 1 << 16 {
+        let by_rows = m >= n;
+        let len = if by_rows { m } else { n };
+        let strip = len.div_ceil(threads).div_ceil(16) * 16;
+        let (d, l, r) = (SendPtr(dst), SendPtr(lhs as *mut f32), SendPtr(rhs as *mut f32));
+        (0..len.div_ceil(strip)).into_par_iter().for_each(|s| {
+            let (d, l, r) = (d, l, r);
+            let at = s * strip;
+            let w = strip.min(len - at);
+            if by_rows {
+                product(w, n, k, d.0.add(at * dst_rs), dst_rs, l.0.add(at * lhs_rs), lhs_rs, lhs_cs, r.0, rhs_rs, rhs_cs, alpha, accumulate, Parallelism::None)
+            } else {
+                product(m, w, k, d.0.add(at), dst_rs, l.0, lhs_rs, lhs_cs, r.0.add(at * rhs_cs), rhs_rs, rhs_cs, alpha, accumulate, Parallelism::None)
+            }
+        });
+        return;
+    }
     gemm(
         m, n, k,
         dst, 1, dst_rs as isize, accumulate,
@@ -244,6 +260,32 @@ mod tests {
         let want = x.broadcast_matmul(&w.t().unwrap()).unwrap();
         assert!(max_diff(&linear(&x, &w, None).unwrap(), &want) < 1e-4);
         assert!(linear(&x, &b.reshape((40, 1)).unwrap(), None).is_err());
+    }
+
+    /// Strips over the pool give the same bits as one gemm call, for row and column strips,
+    /// both operand layouts, accumulation, and lengths that are not a multiple of the strip.
+    #[test]
+    fn product_in_strips_equals_one_call() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut seed = 7u32;
+        let mut random = |n: usize| -> Vec<f32> {
+            (0..n).map(|_| { seed = seed.wrapping_mul(1664525).wrapping_add(1013904223); (seed >> 8) as f32 / (1 << 24) as f32 - 0.5 }).collect()
+        };
+        for (m, n, k) in [(130, 40, 33), (20, 203, 64), (67, 67, 50)] {
+            let (lhs, rhs, start) = (random(m * k), random(k * n), random(m * n));
+            for (lhs_rs, lhs_cs, rhs_rs, rhs_cs) in [(k, 1, n, 1), (1, m, 1, k)] {
+                for accumulate in [false, true] {
+                    let run = |split| {
+                        let mut dst = start.clone();
+                        pool.install(|| unsafe {
+                            product(m, n, k, dst.as_mut_ptr(), n, lhs.as_ptr(), lhs_rs, lhs_cs, rhs.as_ptr(), rhs_rs, rhs_cs, 0.5, accumulate, split)
+                        });
+                        dst
+                    };
+                    assert_eq!(run(Parallelism::Rayon(3)), run(Parallelism::None), "{m}×{n}×{k}, accumulate {accumulate}");
+                }
+            }
+        }
     }
 
     #[test]
