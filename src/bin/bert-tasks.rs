@@ -16,12 +16,16 @@ fn main() {}
 /// glibc hands every allocation above its (adaptive) mmap threshold straight back to the kernel
 /// when freed, so each big activation tensor of a training step was page-faulted in afresh:
 /// ~15% of a step went to clearing pages (BENCHMARKS.md). Keep such memory in the heap instead.
+/// One arena: the step runs on a pool thread, and glibc unmaps a thread arena's heap (64 MiB at
+/// most) whenever it empties, whatever the trim threshold says, so a step page-faulted ~46,000
+/// pages back in (a tenth of its time in faults and the TLB shootdowns they send the other core).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 512 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
