@@ -38,8 +38,8 @@ fn keep_freed_memory() {}
 /// at padded positions underflow into subnormals, and each product that reads them takes the
 /// CPU's slow microcode path: in People's Daily segmentation training (m3e-small, CRF), 8 % of
 /// the gradient entries of a layer were subnormal and its backward products took 10 ms instead
-/// of 1 (BENCHMARKS.md). Values below 1.2e-38 change nothing a model computes; PyTorch's oneDNN
-/// kernels run with the same flags.
+/// of 1 (BENCHMARKS.md). Values below 1.2e-38 change nothing a model computes (same losses and
+/// metrics there, bit for bit).
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[allow(deprecated)] // _mm_setcsr: Rust suggests inline assembly; these two calls are the same instructions.
 fn flush_subnormals() {
