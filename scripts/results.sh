@@ -115,6 +115,9 @@ run mr-en        "$EN" en-sentiment tsv 500 -- $CLS --epochs 2 --max-len 64 --li
 run zh-sentiment "$ZH" zh-sentiment tsv 500 -- $CLS --epochs 1 --max-len 96 --limit-train 800
 run pd-seg       "$ZH" pd-seg conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
 run pd-pos       "$ZH" pd-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
+# The demo's People's Daily recipes (scripts/demo-models.sh): 5,000 sentences, max-len 128, lr 2e-4.
+run demo-pd-seg  "$ZH" pd-seg conll 500 -- --task tag --batch-size 16 --lr 2e-4 --epochs 1 --max-len 128 --limit-train 5000 --decoder crf --head-lr 5e-3
+run demo-pd-pos  "$ZH" pd-pos conll 500 -- --task tag --batch-size 16 --lr 2e-4 --epochs 1 --max-len 128 --limit-train 5000 --decoder softmax --head-lr 5e-3
 run wnut16       "$EN" wnut16-ner conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder crf --head-lr 5e-3
 run brown-pos    "$EN" brown-pos conll 500 -- $TAG --epochs 1 --max-len 64 --limit-train 800 --decoder softmax --head-lr 5e-3
 if [ -d "$D/vitaminc" ]; then
