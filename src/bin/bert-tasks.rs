@@ -5,6 +5,7 @@
 fn main() {
     keep_freed_memory();
     flush_subnormals();
+    quiet_broken_pipe();
     if let Err(e) = bert_tasks::cli::run() {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -57,3 +58,16 @@ fn flush_subnormals() {
 
 #[cfg(all(not(target_arch = "wasm32"), not(any(target_arch = "x86", target_arch = "x86_64"))))]
 fn flush_subnormals() {}
+
+/// `bert-tasks bench ... | head` ends quietly, as other Unix tools do, instead of panicking in
+/// `println!` once the reader has gone (Rust ignores SIGPIPE by default).
+#[cfg(unix)]
+fn quiet_broken_pipe() {
+    // SAFETY: restores the default disposition of one signal, before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), not(unix)))]
+fn quiet_broken_pipe() {}
