@@ -84,18 +84,15 @@ unsafe fn matmul_abt(
     c: *mut f32, ldc: usize,
     alpha: f32, accumulate: bool, parallel: bool,
 ) {
-    // One column strip per thread (wasm: a multiple of the relaxed kernel's 3 columns; natively
-    // `product` splits the longer side the same way), each a single-threaded matmul: gemm's own fine-grained
+    // Wasm: one column strip per thread, a multiple of the relaxed kernel's 3 columns, each a
+    // single-threaded matmul (natively `product` cuts the same strips): gemm's own fine-grained
     // split wakes the pool many times per product, and waking a worker on wasm (atomic
     // wait/notify) is slow: Node, 1×128 on 2 threads, 103 → 65–73 ms.
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
     if cfg!(target_arch = "wasm32") && threads > 1 && m * n * k >= 1 << 16 {
-        let strip = n.div_ceil(threads).div_ceil(3) * 3;
         let (a, b, c) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
-        (0..n.div_ceil(strip)).into_par_iter().for_each(|s| {
+        in_strips(n, threads, 3, |j, w| {
             let (a, b, c) = (a, b, c);
-            let j = s * strip;
-            let w = strip.min(n - j);
             matmul_abt_single(m, w, k, a.0, lda, b.0.add(j * ldb), ldb, c.0.add(j), ldc, alpha, accumulate, Parallelism::None);
         });
     } else {
@@ -171,13 +168,9 @@ pub(super) unsafe fn product(
     let threads = match split { Parallelism::Rayon(t) => t, _ => 1 };
     if threads > 1 && m * n * k >= 1 << 16 {
         let by_rows = m >= n;
-        let len = if by_rows { m } else { n };
-        let strip = len.div_ceil(threads).div_ceil(16) * 16;
         let (d, l, r) = (SendPtr(dst), SendPtr(lhs as *mut f32), SendPtr(rhs as *mut f32));
-        (0..len.div_ceil(strip)).into_par_iter().for_each(|s| {
+        in_strips(if by_rows { m } else { n }, threads, 16, |at, w| {
             let (d, l, r) = (d, l, r);
-            let at = s * strip;
-            let w = strip.min(len - at);
             if by_rows {
                 product(w, n, k, d.0.add(at * dst_rs), dst_rs, l.0.add(at * lhs_rs), lhs_rs, lhs_cs, r.0, rhs_rs, rhs_cs, alpha, accumulate, Parallelism::None)
             } else {
@@ -194,6 +187,13 @@ pub(super) unsafe fn product(
         if accumulate { 1.0 } else { 0.0 }, alpha, false, false, false,
         split,
     )
+}
+
+/// Calls `f(start, width)` in parallel for `0..len` cut into one strip per thread, each width a
+/// multiple of `align` but the last (the split both `matmul_abt` on wasm and `product` use).
+fn in_strips(len: usize, threads: usize, align: usize, f: impl Fn(usize, usize) + Send + Sync) {
+    let strip = len.div_ceil(threads).div_ceil(align) * align;
+    (0..len.div_ceil(strip)).into_par_iter().for_each(|s| f(s * strip, strip.min(len - s * strip)));
 }
 
 /// A raw pointer that may cross threads: each head writes a disjoint set of columns.
