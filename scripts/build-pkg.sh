@@ -15,6 +15,7 @@ fi
 # wasm-opt -O3 on every build at once (each run is single-threaded), with the features it uses.
 pids=()
 for wasm in pkg/bert_tasks_bg.wasm pkg/*/bert_tasks_bg.wasm; do
+  [ -f "$wasm" ] || continue # no variants built (BERT_TASKS_WASM_VARIANTS=0)
   flags=()
   case "$wasm" in *threads*) flags+=(--enable-threads) ;; esac
   case "$wasm" in *relaxed*) flags+=(--enable-relaxed-simd) ;; esac

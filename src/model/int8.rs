@@ -24,8 +24,8 @@
 //! - x86-64 with AVX2: `vpmaddubsw` (u8 × i8 pairs: 2 · 127 · 128 cannot saturate i16), then
 //!   `vpmaddwd` to i32;
 //! - wasm relaxed SIMD (the relaxed builds): `i32x4.relaxed_dot_i8x16_i7x16_add_s`;
-//! - wasm SIMD128: both operands widened to i16, `i32x4.dot_i16x8_s` (two partial sums per column,
-//!   added once per tile);
+//! - wasm SIMD128: both operands widened to i16 once (the weights a panel of 12 columns at a
+//!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add;
 //! - anything else: plain Rust, also the reference the others are tested against.
 //!
 //! k is padded with zeros to a multiple of 4 and the columns to a multiple of [`COL_ALIGN`];
@@ -175,7 +175,7 @@ impl Product<'_> {
     }
 
     /// Four bytes of row `i` at k-quad `q`, in every 32-bit lane (one load, no shuffle).
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     #[inline(always)]
     unsafe fn quad_splat(&self, i: usize, q: usize) -> core::arch::wasm32::v128 {
         core::arch::wasm32::v128_load32_splat(self.a.as_ptr().add(i * self.kp + q * 4) as *const u32)
@@ -339,7 +339,9 @@ unsafe fn portable(p: &Product) {
 
 /// Runs `tile::<R, C>(p, i, j)` over the strip: up to R rows by C registers of `width` columns
 /// (R, C ≤ the given maxima, chosen per ISA so that the accumulators stay in registers), smaller
-/// tiles at the edges. The strip's width is a multiple of `width` by [`COL_ALIGN`].
+/// tiles at the edges. The strip's width is a multiple of `width` by [`COL_ALIGN`]. `@go` alone
+/// dispatches one tile (extra arguments at the end are passed on).
+#[allow(unused_macros)] // targets without any SIMD kernel (the portable one does not tile)
 macro_rules! tiles {
     ($p:expr, $tile:ident, $width:expr, rows $rmax:tt, regs $cmax:tt) => {{
         let p = $p;
@@ -367,11 +369,11 @@ macro_rules! tiles {
             (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
         }
     };
-    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 3, 3) => {
+    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 3, 3 $(, $x:expr)*) => {
         match ($r, $c) {
-            (3, 3) => $tile::<3, 3>($p, $i, $j), (3, 2) => $tile::<3, 2>($p, $i, $j), (3, _) => $tile::<3, 1>($p, $i, $j),
-            (2, 3) => $tile::<2, 3>($p, $i, $j), (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
-            (_, 3) => $tile::<1, 3>($p, $i, $j), (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
+            (3, 3) => $tile::<3, 3>($p, $i, $j $(, $x)*), (3, 2) => $tile::<3, 2>($p, $i, $j $(, $x)*), (3, _) => $tile::<3, 1>($p, $i, $j $(, $x)*),
+            (2, 3) => $tile::<2, 3>($p, $i, $j $(, $x)*), (2, 2) => $tile::<2, 2>($p, $i, $j $(, $x)*), (2, _) => $tile::<2, 1>($p, $i, $j $(, $x)*),
+            (_, 3) => $tile::<1, 3>($p, $i, $j $(, $x)*), (_, 2) => $tile::<1, 2>($p, $i, $j $(, $x)*), (_, _) => $tile::<1, 1>($p, $i, $j $(, $x)*),
         }
     };
     (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 2, 4) => {
@@ -379,12 +381,6 @@ macro_rules! tiles {
             (2, 4) => $tile::<2, 4>($p, $i, $j), (2, 3) => $tile::<2, 3>($p, $i, $j),
             (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
             (_, 4) => $tile::<1, 4>($p, $i, $j), (_, 3) => $tile::<1, 3>($p, $i, $j),
-            (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
-        }
-    };
-    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 2, 2) => {
-        match ($r, $c) {
-            (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
             (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
         }
     };
@@ -459,37 +455,71 @@ mod simd128 {
     use super::Product;
     use core::arch::wasm32::*;
 
+    /// Columns per panel: 3 registers of 4. With 3 rows, 9 accumulators + 3 weight registers + 1
+    /// broadcast fit the 15 xmm registers V8 allocates on x86-64.
+    const PANEL: usize = 12;
+
+    /// `i32x4.dot_i16x8_s` wants 16-bit operands, and widening them inside the inner loop (two
+    /// extends per weight register, one per broadcast, plus a horizontal sum per tile) cost as
+    /// many instructions as the products (`bench/js/profile.mjs`: 62 of 75 ms per 128-token text
+    /// in Node 20, the same for every tile shape). So both operands are widened once: the row
+    /// block's activations per strip, and each panel of 12 weight columns into `[k / 2][12][2]`
+    /// (two consecutive k of a column side by side), reused by every row tile. One dot then gives
+    /// each of 4 columns its next two products, and the inner loop is a load per weight register,
+    /// a broadcast per row and a dot + add per accumulator.
     pub unsafe fn kernel(p: &Product) {
-        tiles!(p, tile, 4, rows 2, regs 2); // 8 accumulators (two per column group) of 16
+        let a16: Vec<i16> = p.a[..p.m * p.kp].iter().map(|&v| v as i16).collect();
+        let mut panel = vec![0i16; p.kp * PANEL];
+        let mut j = p.j;
+        while j < p.j + p.n {
+            let regs = ((p.j + p.n - j) / 4).min(PANEL / 4);
+            widen_panel(p, j, regs, &mut panel);
+            let mut i = 0;
+            while i < p.m {
+                let rows = (p.m - i).min(3);
+                tiles!(@go p, tile, i, j, rows, regs, 3, 3, &a16, &panel);
+                i += rows;
+            }
+            j += regs * 4;
+        }
     }
 
-    /// R rows × C·4 columns. A 16-byte load holds 4 columns × 4 k; widened, each half is 2
-    /// columns × 4 k, and `i32x4.dot_i16x8_s` against the row's 4 k (repeated) gives two partial
-    /// sums per column, added at the end.
+    /// Columns `j..j + 4 · regs` of the packed weights (`[k / 4][cols][4]`, i8) into `panel` as
+    /// `[k / 2][4 · regs][2]` i16. A 16-byte load holds 4 columns × 4 k; widened, its halves hold
+    /// columns 0–1 and 2–3, and the even / odd 32-bit lanes of the two are k 0–1 / k 2–3 of all four.
     #[inline(always)]
-    unsafe fn tile<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
-        let mut lo = [[i32x4_splat(0); C]; R];
-        let mut hi = [[i32x4_splat(0); C]; R];
+    unsafe fn widen_panel(p: &Product, j: usize, regs: usize, panel: &mut [i16]) {
+        let w = regs * 4;
+        let out = panel.as_mut_ptr();
         for q in 0..p.kp / 4 {
-            let b = p.weights(q, j);
-            let bv: [(v128, v128); C] = core::array::from_fn(|c| {
-                let v = v128_load(b.add(c * 16) as *const v128);
-                (i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v))
-            });
+            for c in 0..regs {
+                let v = v128_load(p.weights(q, j + c * 4) as *const v128);
+                let (lo, hi) = (i16x8_extend_low_i8x16(v), i16x8_extend_high_i8x16(v));
+                v128_store(out.add((2 * q * w + c * 4) * 2) as *mut v128, i32x4_shuffle::<0, 2, 4, 6>(lo, hi));
+                v128_store(out.add(((2 * q + 1) * w + c * 4) * 2) as *mut v128, i32x4_shuffle::<1, 3, 5, 7>(lo, hi));
+            }
+        }
+    }
+
+    /// R rows × C·4 columns: rows `i..` of the widened activations `a` against the widened panel
+    /// `b` of columns `j..` (C registers wide).
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const C: usize>(p: &Product, i: usize, j: usize, a: &[i16], b: &[i16]) {
+        let (a, b) = (a.as_ptr().add(i * p.kp), b.as_ptr());
+        let mut acc = [[i32x4_splat(0); C]; R];
+        for kk in 0..p.kp / 2 {
+            let bv: [v128; C] = core::array::from_fn(|c| v128_load(b.add((kk * C + c) * 8) as *const v128));
             for r in 0..R {
-                let a = u16x8_extend_low_u8x16(p.quad_splat(i + r, q));
+                let av = v128_load32_splat(a.add(r * p.kp + kk * 2) as *const u32);
                 for c in 0..C {
-                    lo[r][c] = i32x4_add(lo[r][c], i32x4_dot_i16x8(a, bv[c].0));
-                    hi[r][c] = i32x4_add(hi[r][c], i32x4_dot_i16x8(a, bv[c].1));
+                    acc[r][c] = i32x4_add(acc[r][c], i32x4_dot_i16x8(av, bv[c]));
                 }
             }
         }
         let mut dots = [0i32; 4];
         for r in 0..R {
             for c in 0..C {
-                let (l, h) = (lo[r][c], hi[r][c]);
-                let sums = i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(l, h), i32x4_shuffle::<1, 3, 5, 7>(l, h));
-                v128_store(dots.as_mut_ptr() as *mut v128, sums);
+                v128_store(dots.as_mut_ptr() as *mut v128, acc[r][c]);
                 p.put(i + r, j + c * 4, &dots);
             }
         }
