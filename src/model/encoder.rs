@@ -142,10 +142,16 @@ impl Dense {
     }
 }
 
+/// Q, K and V: three layers, or for int8 weights (inference on the CPU only) one stacked
+/// `[3 · hidden, hidden]` layer, so that the input is quantised once and the thread pool woken
+/// once for all three, with one strip split over 3 · hidden columns.
+enum Projections {
+    Separate { query: Dense, key: Dense, value: Dense },
+    Stacked(Int8Linear),
+}
+
 struct BertSelfAttention {
-    query: Dense,
-    key: Dense,
-    value: Dense,
+    projections: Projections,
     dropout: Dropout,
     num_heads: usize,
     head_dim: usize,
@@ -154,14 +160,25 @@ struct BertSelfAttention {
 impl BertSelfAttention {
     fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
+        let [query, key, value] = ["query", "key", "value"].map(|name| Dense::load(h, h, vb.pp(name)));
+        let projections = match (query?, key?, value?) {
+            (Dense::Int8(q), Dense::Int8(k), Dense::Int8(v)) => Projections::Stacked(Int8Linear::stack(&[&q, &k, &v])),
+            (query, key, value) => Projections::Separate { query, key, value },
+        };
         Ok(Self {
-            query: Dense::load(h, h, vb.pp("query"))?,
-            key: Dense::load(h, h, vb.pp("key"))?,
-            value: Dense::load(h, h, vb.pp("value"))?,
+            projections,
             dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             num_heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
         })
+    }
+
+    /// The three layers, for every path but int8 inference.
+    fn separate(&self) -> Result<[&Dense; 3]> {
+        match &self.projections {
+            Projections::Separate { query, key, value } => Ok([query, key, value]),
+            Projections::Stacked(_) => Err(Error::Input("int8 (q8) weights are for inference on the CPU only".into())),
+        }
     }
 
     /// `[b, t, hidden]` → `[b, heads, t, head_dim]`
@@ -172,19 +189,23 @@ impl BertSelfAttention {
 
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
+        if let (None, true, Projections::Stacked(qkv)) = (train, fused::applies(x), &self.projections) {
+            return Ok(fused::attention_stacked(&qkv.forward(x)?, &mask_bias.reshape((b, t))?, self.num_heads)?);
+        }
+        let [query, key, value] = self.separate()?;
         if train.is_none() && fused::applies(x) {
-            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x, None));
+            let [q, k, v] = [query, key, value].map(|l| l.forward(x, None));
             return Ok(fused::attention(&q?, &k?, &v?, &mask_bias.reshape((b, t))?, self.num_heads)?);
         }
         if fused::applies(x) {
             // Training on the CPU: one fused op with an analytic backward (train_attention.rs).
-            let [q, k, v] = [&self.query, &self.key, &self.value].map(|l| l.forward(x, train));
+            let [q, k, v] = [query, key, value].map(|l| l.forward(x, train));
             let dropout = self.dropout.cpu_mask(b * self.num_heads * t * t, train);
             return Ok(TrainingAttention::forward(&q?, &k?, &v?, mask_bias, self.num_heads, dropout)?);
         }
-        let q = self.split_heads(&self.query.forward(x, train)?)?;
-        let k = self.split_heads(&self.key.forward(x, train)?)?;
-        let v = self.split_heads(&self.value.forward(x, train)?)?;
+        let q = self.split_heads(&query.forward(x, train)?)?;
+        let k = self.split_heads(&key.forward(x, train)?)?;
+        let v = self.split_heads(&value.forward(x, train)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (autocast::matmul(&q, &k.t()?)? * scale)?.broadcast_add(mask_bias)?;
         let probs = softmax_last_dim(&scores, train.is_some())?;
@@ -237,6 +258,9 @@ impl BertLayer {
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let attended = self.attention.forward(x, mask_bias, train)?;
         let x = self.attention_output.forward(&attended, x, train)?;
+        if let (Dense::Int8(q), HiddenAct::Gelu, None) = (&self.intermediate, self.activation, train) {
+            return self.output.forward(&q.forward_gelu(&x)?, &x, train);
+        }
         let inner = self.intermediate.forward(&x, train)?;
         let inner = match self.activation {
             HiddenAct::Gelu => super::norm::gelu_erf(&inner, train.is_some())?,

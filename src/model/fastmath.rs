@@ -140,6 +140,17 @@ wide_simd! {
     pub fn gelu_slice(out: &mut [f32], x: &[f32]) => gelu_body
 }
 
+/// [`gelu_slice`] in place (through a small buffer on the stack: the SIMD body reads and writes
+/// separate slices).
+pub fn gelu_in_place(x: &mut [f32]) {
+    let mut tmp = [0f32; 64];
+    for chunk in x.chunks_mut(64) {
+        let src = &mut tmp[..chunk.len()];
+        src.copy_from_slice(chunk);
+        gelu_slice(chunk, src);
+    }
+}
+
 wide_simd! {
     /// `dx[i] = g[i] · GELU'(x[i])`, GELU'(x) = Φ(x) + x·φ(x) (exact, erf form).
     pub fn gelu_backward_slice(dx: &mut [f32], x: &[f32], g: &[f32]) => gelu_backward_body

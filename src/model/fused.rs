@@ -207,37 +207,60 @@ unsafe impl Sync for SendPtr {}
 /// negative number): `softmax(q kᵀ / √d + bias) v` per head, returned as `[b, t, heads·head_dim]`.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask_bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (b, t, hidden) = q.dims3()?;
-    if k.dims() != q.dims() || v.dims() != q.dims() || mask_bias.dims() != [b, t] || heads == 0 || hidden % heads != 0 {
-        candle_core::bail!(
-            "attention: q {:?}, k {:?}, v {:?}, mask {:?}, {heads} heads do not fit together",
-            q.dims(), k.dims(), v.dims(), mask_bias.dims()
-        );
+    if k.dims() != q.dims() || v.dims() != q.dims() {
+        candle_core::bail!("attention: q {:?}, k {:?}, v {:?} differ in shape", q.dims(), k.dims(), v.dims());
+    }
+    let out = with_f32(q, |q| with_f32(k, |k| with_f32(v, |v| with_f32(mask_bias, |bias| attend([q, k, v], hidden, (b, t, hidden), bias, heads)))))?????;
+    Tensor::from_vec(out, (b, t, hidden), q.device())
+}
+
+/// [`attention`] for Q, K and V side by side in one `[b, t, 3·hidden]` tensor, as the stacked
+/// int8 projection produces them (read through strides, no copies).
+pub fn attention_stacked(qkv: &Tensor, mask_bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (b, t, three) = qkv.dims3()?;
+    if three % 3 != 0 {
+        candle_core::bail!("attention: stacked q, k, v {:?}: last dimension is not a multiple of 3", qkv.dims());
+    }
+    let hidden = three / 3;
+    let out = with_f32(qkv, |x| with_f32(mask_bias, |bias| attend([x, &x[hidden..], &x[2 * hidden..]], three, (b, t, hidden), bias, heads)))???;
+    Tensor::from_vec(out, (b, t, hidden), qkv.device())
+}
+
+/// The kernel of both: row `i` of head `h` of Q starts at `q[(batch · t + i) · stride + h · d]`,
+/// and likewise for K and V.
+fn attend(
+    [q, k, v]: [&[f32]; 3],
+    stride: usize,
+    (b, t, hidden): (usize, usize, usize),
+    bias: &[f32],
+    heads: usize,
+) -> candle_core::Result<Vec<f32>> {
+    if bias.len() != b * t || heads == 0 || hidden % heads != 0 {
+        candle_core::bail!("attention: [{b}, {t}, {hidden}] with a mask of {} values and {heads} heads do not fit together", bias.len());
     }
     let d = hidden / heads;
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; b * t * hidden];
     let dst = SendPtr(out.as_mut_ptr());
-    with_f32(q, |q| with_f32(k, |k| with_f32(v, |v| with_f32(mask_bias, |bias| {
-        (0..b * heads).into_par_iter().for_each_init(
-            || (vec![0f32; t * t], Vec::new()),
-            |(scores, scratch), job| {
-                let (batch, head) = (job / heads, job % heads);
-                let at = batch * t * hidden + head * d;
-                let key_bias = &bias[batch * t..(batch + 1) * t];
-                let dst = dst;
-                unsafe {
-                    // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
-                    matmul_abt(t, t, d, q[at..].as_ptr(), hidden, k[at..].as_ptr(), hidden, scores.as_mut_ptr(), t, scale, false, false);
-                }
-                scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
-                unsafe {
-                    // out[i][c] = Σ_j p[i][j] v[j][c], into this head's columns.
-                    matmul_ab(t, d, t, scores.as_ptr(), t, v[at..].as_ptr(), hidden, dst.0.add(at), hidden, scratch);
-                }
-            },
-        )
-    }))))????;
-    Tensor::from_vec(out, (b, t, hidden), q.device())
+    (0..b * heads).into_par_iter().for_each_init(
+        || (vec![0f32; t * t], Vec::new()),
+        |(scores, scratch), job| {
+            let (batch, head) = (job / heads, job % heads);
+            let at = batch * t * stride + head * d;
+            let key_bias = &bias[batch * t..(batch + 1) * t];
+            let dst = dst;
+            unsafe {
+                // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
+                matmul_abt(t, t, d, q[at..].as_ptr(), stride, k[at..].as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
+            }
+            scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
+            unsafe {
+                // out[i][c] = Σ_j p[i][j] v[j][c], into this head's columns.
+                matmul_ab(t, d, t, scores.as_ptr(), t, v[at..].as_ptr(), stride, dst.0.add(batch * t * hidden + head * d), hidden, scratch);
+            }
+        },
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -309,5 +332,10 @@ mod tests {
         let got = attention(&q, &k, &v, &mask, heads).unwrap();
         assert!(max_diff(&got, &want) < 1e-5, "max |Δ| {}", max_diff(&got, &want));
         assert!(attention(&q, &k, &v, &mask, 5).is_err());
+        // Q, K and V side by side in one tensor (the stacked int8 projection) give the same bits.
+        let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
+        let stacked: Vec<f32> = attention_stacked(&qkv, &mask, heads).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(stacked, got.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert!(attention_stacked(&q.narrow(2, 0, 23).unwrap(), &mask, heads).is_err());
     }
 }

@@ -80,6 +80,23 @@ impl Int8Linear {
         self.out_dim
     }
 
+    /// Layers with the same input side by side, as one layer of `Σ out_dim` outputs (Q, K and V:
+    /// the input is quantised once and the pool woken once for all three).
+    pub fn stack(parts: &[&Int8Linear]) -> Self {
+        let in_dim = parts.first().map_or(0, |l| l.in_dim);
+        assert!(parts.iter().all(|l| l.in_dim == in_dim), "stacked int8 layers must share their input size");
+        let (mut q, mut scale, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+        for l in parts {
+            for j in 0..l.out_dim {
+                q.extend((0..in_dim).map(|k| l.packed[((k / 4) * l.cols + j) * 4 + k % 4]));
+            }
+            scale.extend_from_slice(&l.scale[..l.out_dim]);
+            bias.extend_from_slice(l.bias());
+        }
+        let out_dim = scale.len();
+        Int8Linear::new(&q, scale, bias, out_dim, in_dim)
+    }
+
     /// The f32 weight `[out_dim, in_dim]` (for devices without int8 kernels).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out_dim * self.in_dim];
@@ -97,6 +114,16 @@ impl Int8Linear {
 
     /// `x @ Wᵀ + b` for a CPU f32 `x` `[..., in_dim]`.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_then(x, None)
+    }
+
+    /// `GELU(x @ Wᵀ + b)` (erf form): applied to each thread's strip as soon as it is computed,
+    /// while it is still in cache, instead of in a pass (and a wake of the pool) of its own.
+    pub fn forward_gelu(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_then(x, Some(super::fastmath::gelu_in_place))
+    }
+
+    fn forward_then(&self, x: &Tensor, epilogue: Option<fn(&mut [f32])>) -> candle_core::Result<Tensor> {
         let dims = x.dims();
         if dims.last() != Some(&self.in_dim) {
             candle_core::bail!("int8 linear: input {dims:?}, weight expects {} features", self.in_dim);
@@ -104,25 +131,28 @@ impl Int8Linear {
         let rows = x.elem_count() / self.in_dim.max(1);
         let qx = with_f32(x, |x| QuantRows::new(x, rows, self.in_dim))?;
         let mut out = vec![0f32; rows * self.out_dim];
-        self.product(&qx, rows, &mut out);
+        self.product_with(kernel(), &qx, rows, &mut out, epilogue);
         let mut shape = dims.to_vec();
         *shape.last_mut().unwrap() = self.out_dim;
         Tensor::from_vec(out, shape, &Device::Cpu)
     }
 
     /// `out[i][j] = bias[j] + sx[i] · scale[j] · (ux[i] · weight[j] − zx[i] · col_sum[j])`,
-    /// column strips over the pool.
-    fn product(&self, qx: &QuantRows, m: usize, out: &mut [f32]) {
-        self.product_with(kernel(), qx, m, out)
-    }
-
-    fn product_with(&self, kernel: Kernel, qx: &QuantRows, m: usize, out: &mut [f32]) {
+    /// column strips over the pool, `epilogue` applied to each row of each strip.
+    fn product_with(&self, kernel: Kernel, qx: &QuantRows, m: usize, out: &mut [f32], epilogue: Option<fn(&mut [f32])>) {
         let threads = rayon::current_num_threads();
         let ptr = OutPtr(out.as_mut_ptr());
         let run = |j: usize, w: usize| {
             let p = Product { m, j, n: w, kp: padded_k(self.in_dim), cols: self.cols, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c: ptr.get() };
             // SAFETY: each strip writes only its own columns `j..j + w` of `out`.
             unsafe { kernel(&p) }
+            let (end, c) = ((j + w).min(self.out_dim), ptr.get());
+            if let (Some(f), true) = (epilogue, j < end) {
+                for i in 0..m {
+                    // SAFETY: row i's columns of this strip, which only this strip touches.
+                    f(unsafe { core::slice::from_raw_parts_mut(c.add(i * self.out_dim + j), end - j) });
+                }
+            }
         };
         if threads > 1 && m * self.out_dim * self.in_dim >= 1 << 16 {
             let strip = self.cols.div_ceil(threads).div_ceil(COL_ALIGN) * COL_ALIGN;
@@ -306,7 +336,7 @@ pub fn check_kernels() -> Result<Vec<&'static str>, String> {
         let qx = QuantRows::new(&x, m, k);
         let run = |kernel: Kernel| {
             let mut c = vec![0f32; m * n];
-            layer.product_with(kernel, &qx, m, &mut c);
+            layer.product_with(kernel, &qx, m, &mut c, None);
             c
         };
         let want = run(portable);
@@ -611,7 +641,7 @@ mod tests {
             let x = input(m, k);
             let qx = QuantRows::new(&x, m, k);
             let mut slow = vec![0f32; m * n];
-            l.product_with(portable, &qx, m, &mut slow);
+            l.product_with(portable, &qx, m, &mut slow, None);
             let t = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
             let y: Vec<f32> = l.forward(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(y, slow, "{m}x{n}x{k}: forward ({})", kernel_name());
@@ -658,6 +688,37 @@ mod tests {
                 }
             }
             assert!(q.q[k..].iter().all(|&u| u == 0), "padding stays zero");
+        }
+    }
+
+    fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+        t.flatten_to(t.rank() - 2).unwrap().to_vec2().unwrap()
+    }
+
+    /// Stacked layers compute each part's outputs bit for bit, side by side.
+    #[test]
+    fn stacked_layers_equal_the_parts() {
+        let parts = [layer(5, 70, 1).0, layer(16, 70, 2).0, layer(33, 70, 3).0];
+        let stacked = Int8Linear::stack(&[&parts[0], &parts[1], &parts[2]]);
+        assert_eq!(stacked.out_dim(), 54);
+        let x = Tensor::from_vec(input(2 * 9, 70), (2, 9, 70), &Device::Cpu).unwrap();
+        let got = rows(&stacked.forward(&x).unwrap());
+        let each: Vec<Vec<Vec<f32>>> = parts.iter().map(|l| rows(&l.forward(&x).unwrap())).collect();
+        for (i, row) in got.iter().enumerate() {
+            let want: Vec<f32> = each.iter().flat_map(|p| p[i].clone()).collect();
+            assert_eq!(row, &want, "row {i}");
+        }
+    }
+
+    /// GELU applied per strip gives the bits of GELU applied to the whole output afterwards,
+    /// through the pool (several strips) and without it.
+    #[test]
+    fn gelu_epilogue_equals_gelu_after() {
+        for (m, n, k) in [(3, 5, 70), (128, 100, 64), (40, 1536, 384)] {
+            let (l, _) = layer(n, k, 7);
+            let x = Tensor::from_vec(input(m, k), (m, k), &Device::Cpu).unwrap();
+            let want = crate::model::norm::gelu_erf(&l.forward(&x).unwrap(), false).unwrap();
+            assert_eq!(rows(&l.forward_gelu(&x).unwrap()), rows(&want), "{m}x{n}x{k}");
         }
     }
 
