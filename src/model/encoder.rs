@@ -231,6 +231,19 @@ impl ResidualOutput {
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
+        if let (Dense::Int8(dense), None, true) = (&self.dense, train, fused::applies(residual)) {
+            // int8 inference: residual and LayerNorm inside the product's parallel region.
+            let n = dense.out_dim();
+            let out = fused::with_f32(residual, |res| {
+                self.layer_norm.with_affine(|gamma, beta, eps| {
+                    dense.forward_rows(x, &|i, row| {
+                        row.iter_mut().zip(&res[i * n..(i + 1) * n]).for_each(|(v, r)| *v += r);
+                        super::fastmath::layer_norm_row(row, gamma, beta, eps);
+                    })
+                })
+            })???;
+            return Ok(out);
+        }
         let x = self.dropout.forward(&self.dense.forward(x, train)?, train)?;
         self.layer_norm.forward(&x.add(residual)?, train.is_some())
     }

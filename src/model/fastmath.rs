@@ -151,6 +151,19 @@ pub fn gelu_in_place(x: &mut [f32]) {
     }
 }
 
+/// `row ← LayerNorm(row) · γ + β` in place, in two passes as the training forward
+/// (`train_layer_norm.rs`): centre, then square. candle's kernel takes E[x²] − E[x]² in one pass,
+/// which cancels when the mean is large against the spread (test below).
+pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = sum(row) / n;
+    row.iter_mut().for_each(|v| *v -= mean);
+    let rstd = 1.0 / (dot(row, row) / n + eps).sqrt();
+    for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = *v * rstd * g + b;
+    }
+}
+
 wide_simd! {
     /// `dx[i] = g[i] · GELU'(x[i])`, GELU'(x) = Φ(x) + x·φ(x) (exact, erf form).
     pub fn gelu_backward_slice(dx: &mut [f32], x: &[f32], g: &[f32]) => gelu_backward_body
@@ -283,5 +296,26 @@ mod tests {
             let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
             assert!(d < 2e-6, "max |Δ| {d}");
         }
+    }
+
+    #[test]
+    fn layer_norm_row_is_exact_where_candles_cancels() {
+        // A large mean (100) next to a small spread, against the f64 two-pass reference.
+        let x = (Tensor::randn(0f32, 2f32, (4, 384), &Device::Cpu).unwrap() + 100.0).unwrap();
+        let (g, b) = (Tensor::randn(1f32, 0.2f32, 384, &Device::Cpu).unwrap(), Tensor::randn(0f32, 0.5f32, 384, &Device::Cpu).unwrap());
+        let (gs, bs) = (g.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+        let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f64> = xs.chunks(384).flat_map(|row| {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / 384.0;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 384.0;
+            let (gs, bs) = (&gs, &bs);
+            row.iter().enumerate().map(move |(i, &v)| (v as f64 - mean) / (var + 1e-12).sqrt() * gs[i] as f64 + bs[i] as f64)
+        }).collect();
+        let worst = |got: &[f32]| got.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0f64, f64::max);
+        let mut rows = xs.clone();
+        rows.chunks_mut(384).for_each(|row| layer_norm_row(row, &gs, &bs, 1e-12));
+        assert!(worst(&rows) < 1e-5, "ours: max |Δ| {}", worst(&rows));
+        let candle = candle_nn::ops::layer_norm(&x, &g, &b, 1e-12).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(worst(&candle) > 1e-4, "candle's one-pass kernel no longer cancels ({}): compare against it instead", worst(&candle));
     }
 }

@@ -162,6 +162,11 @@ impl LayerNorm {
         Ok(LayerNorm { weight, bias, eps, ones, zeros })
     }
 
+    /// Runs `f(γ, β, ε)` on the f32 weights (CPU; for kernels that normalise rows themselves).
+    pub fn with_affine<R>(&self, f: impl FnOnce(&[f32], &[f32], f32) -> R) -> candle_core::Result<R> {
+        super::fused::with_f32(&self.weight, |g| super::fused::with_f32(&self.bias, |b| f(g, b, self.eps as f32)))?
+    }
+
     pub fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor> {
         let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
         if !differentiable {

@@ -56,7 +56,8 @@ impl CustomOp3 for TrainingLayerNorm {
         let n = gamma.len();
         let (mut out, mut normed) = (vec![0f32; x.len()], vec![0f32; x.len()]);
         out.par_chunks_mut(n).zip(normed.par_chunks_mut(n)).zip(x.par_chunks(n)).with_min_len(BLOCK_ROWS).for_each(|((y, xh), x)| {
-            // Two passes (centre, then square) as candle's kernel: no cancellation for large means.
+            // Two passes (centre, then square): no cancellation for large means (candle's kernel is
+            // one pass, E[x²] − E[x]²).
             let mean = fastmath::sum(x) / n as f32;
             xh.iter_mut().zip(x).for_each(|(c, &v)| *c = v - mean);
             let rstd = 1.0 / (fastmath::dot(xh, xh) / n as f32 + self.eps).sqrt();
