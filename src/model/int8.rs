@@ -252,15 +252,18 @@ impl Product<'_> {
     }
 
     /// Writes results for row `i`, columns `j..j + dots.len()`, from their integer dot products.
+    /// Written over equal-length slices with no branch inside, so that it vectorises in each
+    /// kernel's target features: as a scalar loop with a bounds test per column it was half of
+    /// the AVX-512 VNNI kernel's time (`perf`, native q8 1 × 512).
     #[inline(always)]
     unsafe fn put(&self, i: usize, j: usize, dots: &[i32]) {
         let l = self.layer;
         let (s, z) = (self.sa[i], self.za[i]);
-        for (t, &d) in dots.iter().enumerate() {
-            let col = j + t;
-            if col < self.out_dim {
-                *self.c.add(i * self.out_dim + col) = l.bias[col] + s * l.scale[col] * (d - z * l.col_sum[col]) as f32;
-            }
+        let n = dots.len().min(self.out_dim.saturating_sub(j));
+        let out = core::slice::from_raw_parts_mut(self.c.add(i * self.out_dim + j), n);
+        let cols = l.bias[j..j + n].iter().zip(&l.scale[j..j + n]).zip(&l.col_sum[j..j + n]);
+        for ((o, &d), ((&b, &w), &cs)) in out.iter_mut().zip(&dots[..n]).zip(cols) {
+            *o = b + s * w * (d - z * cs) as f32;
         }
     }
 }
