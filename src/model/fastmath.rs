@@ -314,8 +314,12 @@ mod tests {
         let worst = |got: &[f32]| got.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0f64, f64::max);
         let mut rows = xs.clone();
         rows.chunks_mut(384).for_each(|row| layer_norm_row(row, &gs, &bs, 1e-12));
-        assert!(worst(&rows) < 1e-5, "ours: max |Δ| {}", worst(&rows));
+        // The inputs are random (unseeded), so the bound leaves room: f32 sums of 384 values near
+        // 100 carry ~1e-5 of error into the mean (seen: 1.2e-5 once in CI).
+        let ours = worst(&rows);
+        assert!(ours < 5e-5, "ours: max |Δ| {ours}");
         let candle = candle_nn::ops::layer_norm(&x, &g, &b, 1e-12).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(worst(&candle) > 1e-4, "candle's one-pass kernel no longer cancels ({}): compare against it instead", worst(&candle));
+        eprintln!("max |Δ| against f64: ours {ours:e}, candle {:e}", worst(&candle));
+        assert!(worst(&candle) > 1e-4 && worst(&candle) > 5.0 * ours, "candle's one-pass kernel no longer cancels ({}): compare against it instead", worst(&candle));
     }
 }
