@@ -353,7 +353,60 @@ fn available() -> Vec<(&'static str, Kernel)> {
 /// The fastest kernel here, detected once.
 fn best() -> (&'static str, Kernel) {
     static PICK: std::sync::OnceLock<(&'static str, Kernel)> = std::sync::OnceLock::new();
-    *PICK.get_or_init(|| available()[0])
+    *PICK.get_or_init(pick)
+}
+
+/// Natively the CPU's features order the kernels. In a relaxed-SIMD build they do not: what
+/// `i32x4.relaxed_dot_i8x16_i7x16_add_s` costs depends on how the engine lowers it on this CPU —
+/// one `vpdpbusd` with VNNI (Intel Xeon, Chromium 156: q8 1 × 128 31 ms, 0.58 × transformers.js
+/// q8), a multiply-add sequence without (AMD EPYC, same build: 68 ms, slower than the SIMD128
+/// build's 63 ms in Node). So there the candidates are timed once on a layer-sized product and
+/// the fastest kept; all of them compute the same integers, so the choice never changes a result.
+fn pick() -> (&'static str, Kernel) {
+    #[allow(unused_mut)] // changed only in relaxed-SIMD builds
+    let mut kernels = available();
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    if kernels.len() > 2 {
+        kernels.truncate(kernels.len() - 1); // not the portable one
+        let (m, n, k) = (48, 384, 384);
+        let w: Vec<i8> = (0..n * k).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 as i8).collect();
+        let layer = Int8Linear::new(&w, vec![1.0; n], vec![0.0; n], n, k);
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 251) as f32 / 125.0 - 1.0).collect();
+        let qx = QuantRows::new(&x, m, k);
+        let mut c = vec![0f32; m * n];
+        let time = |kernel: Kernel, c: &mut [f32]| {
+            let start = clock::now_ms();
+            for _ in 0..3 {
+                // SAFETY: the layer, rows and output have the shapes the kernel expects.
+                unsafe { kernel(&Product { m, j: 0, n: layer.cols, kp: padded_k(k), cols: layer.cols, out_dim: n, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: &layer, c: c.as_mut_ptr() }) }
+            }
+            clock::now_ms() - start
+        };
+        kernels.iter().for_each(|&(_, kernel)| {
+            time(kernel, &mut c); // warm-up: the engine may tier up the code on first use
+        });
+        let best = kernels.iter().map(|&(name, kernel)| (name, kernel, (0..2).map(|_| time(kernel, &mut c)).fold(f64::MAX, f64::min)))
+            .min_by(|a, b| a.2.total_cmp(&b.2)).expect("at least two kernels");
+        return (best.0, best.1);
+    }
+    kernels[0]
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod clock {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// `performance.now()`: there in browsers, workers and Node ≥ 16 (`Instant` is not on
+        /// wasm32-unknown-unknown).
+        #[wasm_bindgen(js_namespace = performance, js_name = now)]
+        fn performance_now() -> f64;
+    }
+
+    pub fn now_ms() -> f64 {
+        performance_now()
+    }
 }
 
 fn kernel() -> Kernel {

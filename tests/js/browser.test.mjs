@@ -46,7 +46,7 @@ test("package in Chromium through the worker equals native, with progress", asyn
   }
 });
 
-test("int8 kernels in Chromium: the relaxed dot runs and equals the portable kernel", async () => {
+test("int8 kernels in Chromium: the relaxed dot equals the portable kernel, the faster kernel runs", async () => {
   const { server, url } = await serve({ "/": join(here, "page"), "/pkg/": join(root, "pkg") });
   const browser = await launch();
   try {
@@ -58,9 +58,11 @@ test("int8 kernels in Chromium: the relaxed dot runs and equals the portable ker
       return { build: pkg.buildName(), ...pkg.int8KernelCheck() };
     });
     assert.equal(got.build, "relaxed");
-    // Chromium computes relaxed_dot_i8x16_i7x16_add exactly (the build's probe), so it runs it.
-    assert.equal(got.kernel, "relaxed-dot", JSON.stringify(got));
+    // Chromium computes relaxed_dot_i8x16_i7x16_add exactly (the build's probe), so the relaxed
+    // kernel is a candidate and is checked bit for bit; which of the two runs is timed at start
+    // (one vpdpbusd with VNNI, a slower sequence without: src/model/int8.rs, `pick`).
     assert.deepEqual(got.checked, ["relaxed-dot", "simd128", "portable"]);
+    assert.ok(["relaxed-dot", "simd128"].includes(got.kernel), JSON.stringify(got));
   } finally {
     await browser.close();
     server.close();
