@@ -358,10 +358,14 @@ fn best() -> (&'static str, Kernel) {
 
 /// Natively the CPU's features order the kernels. In a relaxed-SIMD build they do not: what
 /// `i32x4.relaxed_dot_i8x16_i7x16_add_s` costs depends on how the engine lowers it on this CPU —
-/// one `vpdpbusd` with VNNI (Intel Xeon, Chromium 156: q8 1 × 128 31 ms, 0.58 × transformers.js
-/// q8), a multiply-add sequence without (AMD EPYC, same build: 68 ms, slower than the SIMD128
-/// build's 63 ms in Node). So there the candidates are timed once on a layer-sized product and
-/// the fastest kept; all of them compute the same integers, so the choice never changes a result.
+/// one `vpdpbusd` where V8 sees VNNI, a `pmaddubsw`/`pmaddwd`/add sequence where it does not,
+/// other sequences in other engines and on Arm without dot-product instructions — and wasm cannot
+/// ask. So there the candidates are timed once on a layer-sized product (a few ms, at the first
+/// int8 call) and the fastest is kept. Measured with Chromium 156 on an AMD EPYC (Zen 3, no VNNI):
+/// the relaxed dot still wins (3 of 3 page loads), so it runs there as it did unconditionally before;
+/// the timing is the guard for
+/// engines where it would not. All kernels compute the same integers, so the choice never
+/// changes a result.
 fn pick() -> (&'static str, Kernel) {
     #[allow(unused_mut)] // changed only in relaxed-SIMD builds
     let mut kernels = available();
