@@ -23,10 +23,11 @@ B="$BERT_TASKS_CACHE/bench"
 # 2026-12-05: a pool thread spinning, the caller waiting; not reproduced in ~70 runs since). A hang
 # is logged in $OUT/hangs.txt and the measurement taken again, instead of stalling the run.
 nb() {
-  local tries
+  local tries rc
   for tries in 1 2; do
     timeout "${NODE_LIMIT:-600}" node "$@" && return 0
-    echo "$(date -u +%FT%TZ) node $* exited $? (try $tries)" | tee -a "$OUT/hangs.txt" >&2
+    rc=$? # before the message: a command substitution in it would reset $?
+    echo "$(date -u +%FT%TZ) node $* exited $rc (try $tries)" | tee -a "$OUT/hangs.txt" >&2
   done
   return 1
 }
