@@ -362,10 +362,9 @@ fn best() -> (&'static str, Kernel) {
 /// other sequences in other engines and on Arm without dot-product instructions — and wasm cannot
 /// ask. So there the candidates are timed once on a layer-sized product (a few ms, at the first
 /// int8 call) and the fastest is kept. Measured with Chromium 156 on an AMD EPYC (Zen 3, no VNNI):
-/// the relaxed dot still wins (3 of 3 page loads), so it runs there as it did unconditionally before;
-/// the timing is the guard for
-/// engines where it would not. All kernels compute the same integers, so the choice never
-/// changes a result.
+/// the relaxed dot still wins (3 of 3 page loads), so it runs there as it did unconditionally
+/// before; the timing is the guard for engines where it would not. All kernels compute the same
+/// integers, so the choice never changes a result.
 fn pick() -> (&'static str, Kernel) {
     #[allow(unused_mut)] // changed only in relaxed-SIMD builds
     let mut kernels = available();
@@ -373,11 +372,13 @@ fn pick() -> (&'static str, Kernel) {
     if kernels.len() > 2 {
         kernels.truncate(kernels.len() - 1); // not the portable one
         let (m, n, k) = (48, 384, 384);
-        let w: Vec<i8> = (0..n * k).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 as i8).collect();
-        let layer = Int8Linear::new(&w, vec![1.0; n], vec![0.0; n], n, k);
+        let layer = Int8Linear::new(&synthetic_weights(n, k), vec![1.0; n], vec![0.0; n], n, k);
         let x: Vec<f32> = (0..m * k).map(|i| (i % 251) as f32 / 125.0 - 1.0).collect();
         let qx = QuantRows::new(&x, m, k);
         let mut c = vec![0f32; m * n];
+        // The kernel called directly on one strip, not through `product_with`: no parallel region
+        // inside the `OnceLock` initialiser, where a waiting thread could steal a job that asks
+        // for the kernel again and block on the lock it holds.
         let time = |kernel: Kernel, c: &mut [f32]| {
             let start = clock::now_ms();
             for _ in 0..3 {
@@ -422,6 +423,12 @@ pub fn kernel_name() -> &'static str {
     best().0
 }
 
+/// Deterministic int8 weights in [−127, 127] (a multiplicative hash per index), for the kernel
+/// check and the kernel timing.
+fn synthetic_weights(n: usize, k: usize) -> Vec<i8> {
+    (0..n * k).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 as i8).map(|v| v.max(-127)).collect()
+}
+
 /// Every kernel this CPU or engine has against the plain-Rust one, on shapes that hit every tile
 /// edge and padding: the integer products must be equal, so the outputs are bit for bit. Returns
 /// the kernels checked, fastest (the one in use) first. Run by the unit tests natively and, through
@@ -430,8 +437,7 @@ pub fn kernel_name() -> &'static str {
 pub fn check_kernels() -> Result<Vec<&'static str>, String> {
     let mut names = Vec::new();
     for (m, n, k) in [(1, 1, 1), (3, 5, 70), (5, 9, 384), (7, 21, 36), (17, 13, 203), (6, 100, 64), (128, 40, 1536)] {
-        let w: Vec<i8> = (0..n * k).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 as i8).map(|v| v.max(-127)).collect();
-        let layer = Int8Linear::new(&w, (0..n).map(|j| 0.01 + j as f32 * 1e-3).collect(), vec![0.5; n], n, k);
+        let layer = Int8Linear::new(&synthetic_weights(n, k), (0..n).map(|j| 0.01 + j as f32 * 1e-3).collect(), vec![0.5; n], n, k);
         let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1013) as f32 / 506.0 - 1.3) * if i % 97 == 0 { 8.0 } else { 1.0 }).collect();
         let qx = QuantRows::new(&x, m, k);
         let run = |kernel: Kernel| {
