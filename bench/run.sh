@@ -20,7 +20,7 @@ PY="$BERT_TASKS_CACHE/refenv/bin/python"
 "$PY" bench/prepare.py
 B="$BERT_TASKS_CACHE/bench"
 # One Node measurement, under a time limit: the threaded wasm build hung once in Node 20 (AMD EPYC,
-# 2026-12-05: a pool thread spinning, the caller waiting; not reproduced in ~70 runs since). A hang
+# 2026-12-05: a pool thread spinning, the caller waiting; not reproduced in ~80 runs since). A hang
 # is logged in $OUT/hangs.txt and the measurement taken again, instead of stalling the run.
 nb() {
   local tries rc
