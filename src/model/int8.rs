@@ -350,68 +350,21 @@ fn available() -> Vec<(&'static str, Kernel)> {
     out
 }
 
-/// The fastest kernel here, detected once.
+/// The fastest kernel here, detected once: the first of [`available`].
+///
+/// The order is fixed, also in relaxed-SIMD builds, where what the relaxed dot costs depends on
+/// how the engine lowers it (one `vpdpbusd` where V8 sees VNNI; `pmaddubsw`, `pmaddwd`, `paddd`
+/// and two instructions that rebuild a constant where it does not). Measured in Chromium 156 once
+/// the code is optimised, on a 48 × 384 × 384 product: on the AMD EPYC (Zen 3, no VNNI) the relaxed
+/// dot, the simd128 kernel and a 16-bit pair-sum variant of the relaxed one all take 0.63–0.65 ms
+/// (each needs two integer multiplies per 16 products, the port limit there); with VNNI the relaxed
+/// dot is the faster (Intel Xeon: q8 at 0.58 × transformers.js against 0.97 × for simd128). An
+/// earlier version timed the candidates at the first int8 call instead; those few calls ran V8's
+/// baseline code while the optimising tier compiled in the background (1.4–19 ms for the same
+/// product), so it measured the compiler, not the kernels.
 fn best() -> (&'static str, Kernel) {
     static PICK: std::sync::OnceLock<(&'static str, Kernel)> = std::sync::OnceLock::new();
-    *PICK.get_or_init(pick)
-}
-
-/// Natively the CPU's features order the kernels. In a relaxed-SIMD build they do not: what
-/// `i32x4.relaxed_dot_i8x16_i7x16_add_s` costs depends on how the engine lowers it on this CPU —
-/// one `vpdpbusd` where V8 sees VNNI, a `pmaddubsw`/`pmaddwd`/add sequence where it does not,
-/// other sequences in other engines and on Arm without dot-product instructions — and wasm cannot
-/// ask. So there the candidates are timed once on a layer-sized product (a few ms, at the first
-/// int8 call) and the fastest is kept. Measured with Chromium 156 on an AMD EPYC (Zen 3, no VNNI):
-/// the relaxed dot still wins (3 of 3 page loads), so it runs there as it did unconditionally
-/// before; the timing is the guard for engines where it would not. All kernels compute the same
-/// integers, so the choice never changes a result.
-fn pick() -> (&'static str, Kernel) {
-    #[allow(unused_mut)] // changed only in relaxed-SIMD builds
-    let mut kernels = available();
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    if kernels.len() > 2 {
-        kernels.truncate(kernels.len() - 1); // not the portable one
-        let (m, n, k) = (48, 384, 384);
-        let layer = Int8Linear::new(&synthetic_weights(n, k), vec![1.0; n], vec![0.0; n], n, k);
-        let x: Vec<f32> = (0..m * k).map(|i| (i % 251) as f32 / 125.0 - 1.0).collect();
-        let qx = QuantRows::new(&x, m, k);
-        let mut c = vec![0f32; m * n];
-        // The kernel called directly on one strip, not through `product_with`: no parallel region
-        // inside the `OnceLock` initialiser, where a waiting thread could steal a job that asks
-        // for the kernel again and block on the lock it holds.
-        let time = |kernel: Kernel, c: &mut [f32]| {
-            let start = clock::now_ms();
-            for _ in 0..3 {
-                // SAFETY: the layer, rows and output have the shapes the kernel expects.
-                unsafe { kernel(&Product { m, j: 0, n: layer.cols, kp: padded_k(k), cols: layer.cols, out_dim: n, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: &layer, c: c.as_mut_ptr() }) }
-            }
-            clock::now_ms() - start
-        };
-        kernels.iter().for_each(|&(_, kernel)| {
-            time(kernel, &mut c); // warm-up: the engine may tier up the code on first use
-        });
-        let best = kernels.iter().map(|&(name, kernel)| (name, kernel, (0..2).map(|_| time(kernel, &mut c)).fold(f64::MAX, f64::min)))
-            .min_by(|a, b| a.2.total_cmp(&b.2)).expect("at least two kernels");
-        return (best.0, best.1);
-    }
-    kernels[0]
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-mod clock {
-    use wasm_bindgen::prelude::*;
-
-    #[wasm_bindgen]
-    extern "C" {
-        /// `performance.now()`: there in browsers, workers and Node ≥ 16 (`Instant` is not on
-        /// wasm32-unknown-unknown).
-        #[wasm_bindgen(js_namespace = performance, js_name = now)]
-        fn performance_now() -> f64;
-    }
-
-    pub fn now_ms() -> f64 {
-        performance_now()
-    }
+    *PICK.get_or_init(|| available()[0])
 }
 
 fn kernel() -> Kernel {
@@ -424,7 +377,7 @@ pub fn kernel_name() -> &'static str {
 }
 
 /// Deterministic int8 weights in [−127, 127] (a multiplicative hash per index), for the kernel
-/// check and the kernel timing.
+/// check.
 fn synthetic_weights(n: usize, k: usize) -> Vec<i8> {
     (0..n * k).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8 as i8).map(|v| v.max(-127)).collect()
 }
