@@ -20,12 +20,26 @@ PY="$BERT_TASKS_CACHE/refenv/bin/python"
 "$PY" bench/prepare.py
 B="$BERT_TASKS_CACHE/bench"
 # One Node measurement, under a time limit: the threaded wasm build hung once in Node 20 (AMD EPYC,
-# 2026-12-05: a pool thread spinning, the caller waiting; not reproduced in ~80 runs since). A hang
-# is logged in $OUT/hangs.txt and the measurement taken again, instead of stalling the run.
+# 2026-12-05: a pool thread spinning, the caller waiting; not reproduced in ~130 runs since, some
+# of them under load). A hang is logged in $OUT/hangs.txt with every thread's JS and wasm stack
+# (bench/js/stacks.mjs, through the process's inspector) and the measurement taken again,
+# instead of stalling the run.
 nb() {
-  local tries rc
+  local tries rc pid waited
   for tries in 1 2; do
-    timeout "${NODE_LIMIT:-600}" node "$@" && return 0
+    node "$@" &
+    pid=$!
+    waited=0
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "${NODE_LIMIT:-600}" ]; do sleep 1; waited=$((waited + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$(date -u +%FT%TZ) node $* still running after ${NODE_LIMIT:-600} s (try $tries); its threads:" >> "$OUT/hangs.txt"
+      timeout 60 node bench/js/stacks.mjs "$pid" >> "$OUT/hangs.txt" 2>&1 || true
+      kill -9 "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      echo "hang logged in $OUT/hangs.txt" >&2
+      continue
+    fi
+    wait "$pid" && return 0
     rc=$? # before the message: a command substitution in it would reset $?
     echo "$(date -u +%FT%TZ) node $* exited $rc (try $tries)" | tee -a "$OUT/hangs.txt" >&2
   done
