@@ -136,12 +136,12 @@ fn word_segmentation_bmes_matches_pytorch_crf() {
 }
 
 /// Text longer than the window is tagged in overlapping windows: every token is tagged once,
-/// offsets stay in order, a constrained CRF stays valid across window borders, and the
-/// windows' emissions mostly agree with the single-pass ones.
+/// offsets stay in order, constrained decoding (CRF or softmax) stays valid across window
+/// borders, and the windows' emissions mostly agree with the single-pass ones.
 #[test]
 fn long_text_is_windowed_not_truncated() {
     let text = "北京是中国的首都，上海是最大的城市。".repeat(6);
-    for (decoder, constrained) in [("softmax", false), ("crf", true)] {
+    for (decoder, constrained) in [("softmax", false), ("softmax", true), ("crf", true)] {
         let (_dir, mut model) = tag_model("m3e-small-tag-bio", "m3e-small", decoder, "BIO", constrained);
         let full = model.tag(&text).unwrap();
         model.set_max_tokens(40).unwrap();
@@ -156,7 +156,7 @@ fn long_text_is_windowed_not_truncated() {
             windowed.tokens.iter().map(|t| labels.iter().position(|l| *l == t.tag).unwrap()).collect();
         if constrained {
             let cons = bert_tasks::text::scheme::Constraints::new(bert_tasks::text::scheme::Scheme::BIO, &labels).unwrap();
-            assert!(cons.is_valid(&path), "constrained CRF produced an invalid sequence across windows");
+            assert!(cons.is_valid(&path), "constrained {decoder} produced an invalid sequence across windows");
         } else {
             let agree = windowed.tokens.iter().zip(&full.tokens).filter(|(a, b)| a.tag == b.tag).count();
             eprintln!("windowed softmax: {agree}/{} tags as in one pass", full.tokens.len());

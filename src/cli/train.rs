@@ -54,7 +54,8 @@ pub struct Args {
     /// Tag scheme; inferred from the tags when absent.
     #[arg(long, value_parser = ["BIO", "BIOES", "BMES"])]
     scheme: Option<String>,
-    /// Let the CRF decode sequences the scheme forbids (off by default: constrained decoding).
+    /// Let the decoder (CRF or softmax) emit sequences the scheme forbids, such as `O I-PER`
+    /// (off by default: constrained decoding; the softmax decoder then takes per-token argmax).
     #[arg(long)]
     unconstrained: bool,
     #[arg(long, default_value = "entity_markers", value_parser = ["entity_pool", "position_embedding", "entity_markers"])]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::encode::TextEncoder;
-use crate::model::heads::{ClassifyHead, Decoder, RelateHead, TagHead, TaskHead};
+use crate::model::heads::{ClassifyHead, RelateHead, TagHead, TaskHead};
 use crate::model::EncoderOutput;
 use crate::text::scheme::{Constraints, Scheme, Tag};
 use crate::text::{Batch, Encoded};
@@ -98,10 +98,7 @@ impl Model {
             TaskHead::Tag { decoder, scheme, constrained } => {
                 let scheme = scheme.unwrap_or_else(|| Scheme::infer(&labels));
                 let tags = scheme.parse_all(&labels)?;
-                let constraints = match (decoder, constrained) {
-                    (Decoder::Crf, true) => Some(Constraints::new(scheme, &labels)?),
-                    _ => None,
-                };
+                let constraints = if *constrained { Some(Constraints::new(scheme, &labels)?) } else { None };
                 decoding = Some(TagDecoding { tags, constraints, scheme });
                 Head::Tag(TagHead::load(vb.clone(), &config, n, *decoder)?)
             }

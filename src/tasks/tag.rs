@@ -8,7 +8,7 @@ impl Model {
     /// Tags every sub-word token of `text` and decodes the spans. Texts longer than the model's
     /// positions are tagged in overlapping windows whose emission scores are merged (each token
     /// from the window where it has most context) before one decode over the whole text, so a
-    /// CRF's constraints hold across window borders too.
+    /// decoder's constraints (CRF or softmax) hold across window borders too.
     pub fn tag(&self, text: &str) -> Result<Tagging> {
         Ok(self.tag_batch(&[text])?.remove(0))
     }
@@ -64,14 +64,19 @@ impl Model {
                 let scores = path.iter().enumerate().map(|(t, &j)| marg[t][j]).collect();
                 (path, scores)
             }
-            None => emissions
-                .iter()
-                .map(|row| {
-                    let p = softmax_row(row);
-                    let best = (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b });
-                    (best, p[best])
-                })
-                .unzip(),
+            None => {
+                let probs: Vec<Vec<f32>> = emissions.iter().map(|row| softmax_row(row)).collect();
+                let argmax = || probs.iter().map(|p| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b })).collect();
+                let path: Vec<usize> = match decoding.constraints.as_ref() {
+                    Some(c) => {
+                        let logs: Vec<Vec<f32>> = probs.iter().map(|p| p.iter().map(|v| v.ln()).collect()).collect();
+                        crate::model::heads::crf::constrained_argmax(&logs, c).unwrap_or_else(argmax)
+                    }
+                    None => argmax(),
+                };
+                let scores = path.iter().zip(&probs).map(|(&j, p)| p[j]).collect();
+                (path, scores)
+            }
         };
         let chars: Vec<char> = text.chars().collect();
         let tokens: Vec<TaggedToken> = path

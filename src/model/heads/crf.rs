@@ -123,6 +123,17 @@ impl Crf {
     fn scores(&self, constraints: Option<&Constraints>) -> Scores {
         let mut s = self.host.clone();
         if let Some(c) = constraints {
+            s.forbid(c);
+        }
+        s
+    }
+}
+
+impl Scores {
+    /// Sets what `c` forbids to −∞.
+    fn forbid(&mut self, c: &Constraints) {
+        let s = self;
+        {
             let ninf = f32::NEG_INFINITY;
             for i in 0..s.start.len() {
                 if !c.start[i] {
@@ -138,8 +149,21 @@ impl Crf {
                 }
             }
         }
-        s
     }
+}
+
+/// The most probable tag path of a per-token softmax tagger that the scheme allows: Viterbi over
+/// the tokens' log-probabilities with no transition scores, only `constraints`' −∞ (what
+/// `argmax` per token gives wherever that is already valid). `None` if the label set admits no
+/// path.
+pub fn constrained_argmax(log_probs: &[Vec<f32>], constraints: &Constraints) -> Option<Vec<usize>> {
+    if log_probs.is_empty() {
+        return Some(Vec::new());
+    }
+    let n = constraints.start.len();
+    let mut s = Scores { transitions: vec![vec![0.0; n]; n], start: vec![0.0; n], end: vec![0.0; n] };
+    s.forbid(constraints);
+    viterbi(&s, log_probs)
 }
 
 fn viterbi(s: &Scores, em: &[Vec<f32>]) -> Option<Vec<usize>> {
@@ -265,6 +289,46 @@ mod tests {
 
     /// Viterbi equals brute force over every path, with and without constraints, and the
     /// marginals are a probability distribution that agrees with brute-force enumeration.
+    #[test]
+    fn constrained_argmax_is_the_most_probable_valid_path() {
+        let labels: Vec<String> = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"].iter().map(|s| s.to_string()).collect();
+        let cons = Constraints::new(crate::text::scheme::Scheme::BIO, &labels).unwrap();
+        let mut rng = 7u64;
+        let mut next = || {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let (mut differed, mut kept) = (0, 0);
+        for _ in 0..200 {
+            let t = 1 + (next() * 5.0) as usize;
+            let logs: Vec<Vec<f32>> = (0..t)
+                .map(|_| {
+                    let row: Vec<f32> = (0..5).map(|_| next() * 4.0).collect();
+                    let z = row.iter().map(|v| v.exp()).sum::<f32>().ln();
+                    row.iter().map(|v| v - z).collect()
+                })
+                .collect();
+            let got = constrained_argmax(&logs, &cons).unwrap();
+            assert!(cons.is_valid(&got));
+            // Brute force over every path: the best valid one by summed log-probability.
+            let score = |p: &[usize]| p.iter().enumerate().map(|(i, &j)| logs[i][j]).sum::<f32>();
+            let best = (0..5usize.pow(t as u32))
+                .map(|mut code| (0..t).map(|_| { let j = code % 5; code /= 5; j }).collect::<Vec<_>>())
+                .filter(|p| cons.is_valid(p))
+                .max_by(|a, b| score(a).total_cmp(&score(b)))
+                .unwrap();
+            assert!((score(&got) - score(&best)).abs() < 1e-5, "{got:?} vs {best:?}");
+            let argmax: Vec<usize> = logs.iter().map(|r| (0..5).fold(0, |b, j| if r[j] > r[b] { j } else { b })).collect();
+            if cons.is_valid(&argmax) {
+                assert_eq!(got, argmax, "a valid argmax is kept as it is");
+                kept += 1;
+            } else {
+                differed += 1;
+            }
+        }
+        assert!(differed > 20 && kept > 20, "both cases exercised: {differed} repaired, {kept} kept");
+    }
+
     #[test]
     fn viterbi_and_marginals_equal_brute_force() {
         let labels: Vec<String> = "O B-A I-A B-B I-B".split(' ').map(String::from).collect();

@@ -34,7 +34,11 @@ pub enum TaskHead {
         /// Inferred from the label names when absent.
         #[serde(default)]
         scheme: Option<Scheme>,
-        /// Forbid the transitions the scheme rules out when decoding (CRF) — on by default.
+        /// Forbid the transitions the scheme rules out when decoding — on by default. The CRF
+        /// then finds its best allowed path; the softmax decoder the most probable allowed path
+        /// under its per-token probabilities (per-token argmax wherever that is valid). A
+        /// `BertForTokenClassification` checkpoint without a `task_head` decodes unconstrained,
+        /// per-token argmax, as transformers does.
         #[serde(default = "yes")]
         constrained: bool,
     },
