@@ -216,6 +216,30 @@ fn softmax_row(row: &[f32]) -> Vec<f32> {
     e.into_iter().map(|v| v / s).collect()
 }
 
+/// `ln softmax(row)` as `x − max − ln Σ e^(x − max)`: finite where a probability underflows to 0
+/// (its `ln` would make every tag path through it −∞).
+fn log_softmax_row(row: &[f32]) -> Vec<f32> {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+    row.iter().map(|v| v - m - log_sum).collect()
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    #[test]
+    fn log_softmax_is_finite_where_softmax_underflows() {
+        let row = [0.0f32, 200.0, -300.0, 5.0];
+        let (p, lp) = (softmax_row(&row), log_softmax_row(&row));
+        assert_eq!(p[2], 0.0, "the case this guards against");
+        assert!(lp.iter().all(|v| v.is_finite()));
+        for (a, b) in p.iter().zip(&lp) {
+            assert!((a - b.exp()).abs() < 1e-6);
+        }
+    }
+}
+
 /// Characters `[start, end)` of `chars`.
 fn slice(chars: &[char], start: usize, end: usize) -> String {
     chars[start.min(chars.len())..end.min(chars.len())].iter().collect()

@@ -1,4 +1,4 @@
-use super::{slice, softmax_row, Head, Model, Span, TaggedToken, Tagging, WordTag};
+use super::{log_softmax_row, slice, softmax_row, Head, Model, Span, TaggedToken, Tagging, WordTag};
 use crate::text::scheme::decode_spans;
 use crate::text::windows::{best_window, windows};
 use crate::text::Encoded;
@@ -69,7 +69,7 @@ impl Model {
                 let argmax = || probs.iter().map(|p| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b })).collect();
                 let path: Vec<usize> = match decoding.constraints.as_ref() {
                     Some(c) => {
-                        let logs: Vec<Vec<f32>> = probs.iter().map(|p| p.iter().map(|v| v.ln()).collect()).collect();
+                        let logs: Vec<Vec<f32>> = emissions.iter().map(|row| log_softmax_row(row)).collect();
                         crate::model::heads::crf::constrained_argmax(&logs, c).unwrap_or_else(argmax)
                     }
                     None => argmax(),

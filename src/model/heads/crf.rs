@@ -132,20 +132,17 @@ impl Crf {
 impl Scores {
     /// Sets what `c` forbids to −∞.
     fn forbid(&mut self, c: &Constraints) {
-        let s = self;
-        {
-            let ninf = f32::NEG_INFINITY;
-            for i in 0..s.start.len() {
-                if !c.start[i] {
-                    s.start[i] = ninf;
-                }
-                if !c.end[i] {
-                    s.end[i] = ninf;
-                }
-                for j in 0..s.start.len() {
-                    if !c.transition[i][j] {
-                        s.transitions[i][j] = ninf;
-                    }
+        let ninf = f32::NEG_INFINITY;
+        for i in 0..self.start.len() {
+            if !c.start[i] {
+                self.start[i] = ninf;
+            }
+            if !c.end[i] {
+                self.end[i] = ninf;
+            }
+            for j in 0..self.start.len() {
+                if !c.transition[i][j] {
+                    self.transitions[i][j] = ninf;
                 }
             }
         }
