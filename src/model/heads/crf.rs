@@ -284,8 +284,8 @@ mod tests {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 
-    /// Viterbi equals brute force over every path, with and without constraints, and the
-    /// marginals are a probability distribution that agrees with brute-force enumeration.
+    /// The softmax decoder's constrained path: valid, as probable as the best valid path found by
+    /// brute force, and the per-token argmax itself wherever that is valid.
     #[test]
     fn constrained_argmax_is_the_most_probable_valid_path() {
         let labels: Vec<String> = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"].iter().map(|s| s.to_string()).collect();
@@ -326,6 +326,8 @@ mod tests {
         assert!(differed > 20 && kept > 20, "both cases exercised: {differed} repaired, {kept} kept");
     }
 
+    /// Viterbi equals brute force over every path, with and without constraints, and the
+    /// marginals are a probability distribution that agrees with brute-force enumeration.
     #[test]
     fn viterbi_and_marginals_equal_brute_force() {
         let labels: Vec<String> = "O B-A I-A B-B I-B".split(' ').map(String::from).collect();
