@@ -1,4 +1,4 @@
-use super::{log_softmax_row, slice, softmax_row, Head, Model, Span, TaggedToken, Tagging, WordTag};
+use super::{log_softmax_row, slice, Head, Model, Span, TaggedToken, Tagging, WordTag};
 use crate::text::scheme::decode_spans;
 use crate::text::windows::{best_window, windows};
 use crate::text::Encoded;
@@ -65,16 +65,15 @@ impl Model {
                 (path, scores)
             }
             None => {
-                let probs: Vec<Vec<f32>> = emissions.iter().map(|row| softmax_row(row)).collect();
-                let argmax = || probs.iter().map(|p| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b })).collect();
+                // Log-probabilities serve both decoders (argmax is the same on them) and stay
+                // finite where a probability underflows; each token's score is its exp.
+                let logs: Vec<Vec<f32>> = emissions.iter().map(|row| log_softmax_row(row)).collect();
+                let argmax = || logs.iter().map(|p| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b })).collect();
                 let path: Vec<usize> = match decoding.constraints.as_ref() {
-                    Some(c) => {
-                        let logs: Vec<Vec<f32>> = emissions.iter().map(|row| log_softmax_row(row)).collect();
-                        crate::model::heads::crf::constrained_argmax(&logs, c).unwrap_or_else(argmax)
-                    }
+                    Some(c) => crate::model::heads::crf::constrained_argmax(&logs, c).unwrap_or_else(argmax),
                     None => argmax(),
                 };
-                let scores = path.iter().zip(&probs).map(|(&j, p)| p[j]).collect();
+                let scores = path.iter().zip(&logs).map(|(&j, p)| p[j].exp()).collect();
                 (path, scores)
             }
         };
