@@ -124,29 +124,6 @@ unsafe fn matmul_abt_single(
     product(m, n, k, c, ldc, a, lda, 1, b, 1, ldb, alpha, accumulate, split)
 }
 
-/// `c = a · b` for row-major `a` `[m, k]` and `b` `[k, n]` (row strides given), single-threaded;
-/// `scratch` is reused between calls (the relaxed-SIMD kernel wants `bᵀ`).
-///
-/// # Safety
-/// As [`matmul_abt`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul_ab(
-    m: usize, n: usize, k: usize,
-    a: *const f32, lda: usize,
-    b: *const f32, ldb: usize,
-    c: *mut f32, ldc: usize,
-    scratch: &mut Vec<f32>,
-) {
-    if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
-        scratch.clear();
-        scratch.extend((0..n * k).map(|i| *b.add((i % k) * ldb + i / k)));
-        matmul_abt(m, n, k, a, lda, scratch.as_ptr(), k, c, ldc, 1.0, false, false)
-    } else {
-        let _ = scratch;
-        gemm(m, n, k, c, 1, ldc as isize, false, a, 1, lda as isize, b, 1, ldb as isize, 0.0, 1.0, false, false, false, Parallelism::None)
-    }
-}
-
 /// `dst = alpha · lhs · rhs (+ dst if accumulate)` for `[m, k]` · `[k, n]` matrices given by row and column
 /// strides (a transpose is just swapped strides), split over the pool as `split` says.
 ///
@@ -243,24 +220,85 @@ fn attend(
     let mut out = vec![0f32; b * t * hidden];
     let dst = SendPtr(out.as_mut_ptr());
     (0..b * heads).into_par_iter().for_each_init(
-        || (vec![0f32; t * t], Vec::new()),
+        || (Vec::new(), Vec::new()),
         |(scores, scratch), job| {
             let (batch, head) = (job / heads, job % heads);
             let at = batch * t * stride + head * d;
-            let key_bias = &bias[batch * t..(batch + 1) * t];
+            let rows = Rows { t, d, stride };
             let dst = dst;
+            // SAFETY: this head's columns of this batch's rows of `out`, which only this job writes.
             unsafe {
-                // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
-                matmul_abt(t, t, d, q[at..].as_ptr(), stride, k[at..].as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
-            }
-            scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
-            unsafe {
-                // out[i][c] = Σ_j p[i][j] v[j][c], into this head's columns.
-                matmul_ab(t, d, t, scores.as_ptr(), t, v[at..].as_ptr(), stride, dst.0.add(batch * t * hidden + head * d), hidden, scratch);
+                let out = dst.0.add(batch * t * hidden + head * d);
+                head_attention(rows, [&q[at..], &k[at..], &v[at..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, scores, scratch)
             }
         },
     );
     Ok(out)
+}
+
+/// One head's `t` rows of `d` values, rows `stride` apart.
+#[derive(Clone, Copy)]
+struct Rows {
+    t: usize,
+    d: usize,
+    stride: usize,
+}
+
+/// One head: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]` (`out` rows `ldo`
+/// apart), with gemm.
+///
+/// # Safety
+/// `out` must address `t` rows of `d` values, `ldo` apart.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn head_attention(
+    Rows { t, d, stride }: Rows,
+    [q, k, v]: [&[f32]; 3],
+    scale: f32,
+    key_bias: &[f32],
+    out: *mut f32,
+    ldo: usize,
+    scores: &mut Vec<f32>,
+    _scratch: &mut Vec<f32>,
+) {
+    scores.resize(t * t, 0.0);
+    // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
+    matmul_abt(t, t, d, q.as_ptr(), stride, k.as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
+    scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
+    // out[i][c] = Σ_j p[i][j] v[j][c]
+    let (p, v) = (scores.as_ptr(), v.as_ptr());
+    gemm(t, d, t, out, 1, ldo as isize, false, p, 1, t as isize, v, 1, stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
+}
+
+/// [`head_attention`] with the relaxed-SIMD kernels, both products as broadcasts along rows of
+/// the right operand ([`super::relaxed_gemm::matmul_ab`]): Q times Kᵀ, packed per head into
+/// `[d, t]` padded with zero columns to whole blocks (`scratch`), then P times V straight from
+/// the projections.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn head_attention(
+    Rows { t, d, stride }: Rows,
+    [q, k, v]: [&[f32]; 3],
+    scale: f32,
+    key_bias: &[f32],
+    out: *mut f32,
+    ldo: usize,
+    scores: &mut Vec<f32>,
+    kt: &mut Vec<f32>,
+) {
+    use super::relaxed_gemm::{matmul_ab, AB_COLS};
+    let tp = t.div_ceil(AB_COLS) * AB_COLS;
+    kt.clear();
+    kt.resize(d * tp, 0.0);
+    for (j, row) in k.chunks(stride).take(t).enumerate() {
+        for (p, &x) in row[..d].iter().enumerate() {
+            kt[p * tp + j] = x;
+        }
+    }
+    scores.resize(t * tp, 0.0);
+    matmul_ab(t, tp, d, q.as_ptr(), stride, kt.as_ptr(), tp, scores.as_mut_ptr(), tp, scale);
+    scores.chunks_mut(tp).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
+    matmul_ab(t, d, t, scores.as_ptr(), tp, v.as_ptr(), stride, out, ldo, 1.0);
 }
 
 #[cfg(test)]

@@ -81,3 +81,69 @@ unsafe fn block<const R: usize, const C: usize>(
         }
     }
 }
+
+/// Columns per block of [`matmul_ab`]: four registers.
+pub const AB_COLS: usize = 16;
+
+/// `c[i·ldc + j] = alpha · Σ_p a[i·lda + p] · b[p·ldb + j]` for i < m, j < n, p < k (`c`
+/// overwritten): `b` read along its rows, so each step is a broadcast of one `a` value times
+/// four loaded vectors of `b`, and results leave as whole vectors — no horizontal sums. For
+/// attention, where [`matmul_abt`]'s dot products are short (k = head size, 32 in MiniLM) its
+/// nine horizontal sums per block cost as much as the products, and P·V needed V transposed.
+/// Blocks of 2 rows × 16 columns: eight accumulators, four vectors of `b` and a broadcast, 13 of
+/// V8's 15 xmm registers. Columns past the last whole block are summed one at a time.
+///
+/// # Safety
+/// The pointers must address the strided matrices described (reads of `a`, `b`; writes of `c`).
+pub unsafe fn matmul_ab(
+    m: usize, n: usize, k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32,
+) {
+    let whole = n / AB_COLS * AB_COLS;
+    for j in (0..whole).step_by(AB_COLS) {
+        let mut i = 0;
+        while i + 2 <= m {
+            row_block::<2>(k, a.add(i * lda), lda, b.add(j), ldb, c.add(i * ldc + j), ldc, alpha);
+            i += 2;
+        }
+        if i < m {
+            row_block::<1>(k, a.add(i * lda), lda, b.add(j), ldb, c.add(i * ldc + j), ldc, alpha);
+        }
+    }
+    for i in 0..m {
+        for j in whole..n {
+            let s: f32 = (0..k).map(|p| *a.add(i * lda + p) * *b.add(p * ldb + j)).sum();
+            *c.add(i * ldc + j) = alpha * s;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn row_block<const R: usize>(
+    k: usize,
+    a: *const f32, lda: usize,
+    b: *const f32, ldb: usize,
+    c: *mut f32, ldc: usize,
+    alpha: f32,
+) {
+    const C: usize = AB_COLS / 4;
+    let mut acc = [[f32x4_splat(0.0); C]; R];
+    for p in 0..k {
+        let bv: [v128; C] = core::array::from_fn(|q| v128_load(b.add(p * ldb + q * 4) as *const v128));
+        for r in 0..R {
+            let av = v128_load32_splat(a.add(r * lda + p) as *const u32);
+            for q in 0..C {
+                acc[r][q] = f32x4_relaxed_madd(av, bv[q], acc[r][q]);
+            }
+        }
+    }
+    let scale = f32x4_splat(alpha);
+    for r in 0..R {
+        for q in 0..C {
+            v128_store(c.add(r * ldc + q * 4) as *mut v128, f32x4_mul(acc[r][q], scale));
+        }
+    }
+}
