@@ -1,5 +1,6 @@
-//! `C = α·A·Bᵀ (+ C)` with wasm's relaxed-SIMD fused multiply-add (`f32x4.relaxed_madd`), for the
-//! wasm builds compiled with `+relaxed-simd` (browsers that have it; see scripts/build-pkg.sh).
+//! `C = α·A·Bᵀ (+ C)` (linear layers) and `C = α·A·B` (attention, [`matmul_ab`]) with wasm's
+//! relaxed-SIMD fused multiply-add (`f32x4.relaxed_madd`), for the wasm builds compiled with
+//! `+relaxed-simd` (browsers that have it; see scripts/build-pkg.sh).
 //!
 //! Why our own kernel: gemm's simd128 kernel has to multiply and add separately (plain simd128
 //! has no FMA), so the inner loop issues twice the arithmetic instructions; engines lower
