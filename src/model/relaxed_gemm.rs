@@ -4,10 +4,11 @@
 //!
 //! Why our own kernel: gemm's simd128 kernel has to multiply and add separately (plain simd128
 //! has no FMA), so the inner loop issues twice the arithmetic instructions; engines lower
-//! `relaxed_madd` to one FMA on x86-64 with FMA and on ARM64. In the encoder both operands
-//! of every product are contiguous along the summed dimension (`x·Wᵀ` with PyTorch's `[out, in]`
-//! weights; `q·kᵀ` per head), so the kernel is a block of dot products: no packing. 3×3 blocks:
-//! nine accumulators plus six loaded vectors fit the 16 SIMD registers of x86-64.
+//! `relaxed_madd` to one FMA on x86-64 with FMA and on ARM64. In a linear layer both operands
+//! are contiguous along the summed dimension (`x·Wᵀ` with PyTorch's `[out, in]` weights), so
+//! [`matmul_abt`] is a block of dot products: no packing. 3×3 blocks: nine accumulators plus six
+//! loaded vectors fit the 16 SIMD registers of x86-64. Attention's sums are short (the head
+//! size), where horizontal sums would cost as much as the products: [`matmul_ab`] broadcasts.
 //!
 //! "Relaxed" means an engine may round the product before adding (no FMA) — results then equal
 //! the plain-SIMD ones; either way they agree with PyTorch within the parity tests' tolerance.
