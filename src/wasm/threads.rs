@@ -59,6 +59,13 @@ pub fn thread_pool_worker() {
 /// Builds rayon's global pool on `threads` workers that already wait in [`thread_pool_worker`].
 #[wasm_bindgen(js_name = buildThreadPool)]
 pub fn build_thread_pool(threads: usize) -> Result<(), JsError> {
+    // gemm reads its cache sizes from a `once_cell` filled on first use. Left to the pool, two
+    // threads reach it in their first product at once and one waits in `std::thread::park` for
+    // the other to finish filling it. In Node that wait never ended once in ~120 runs (the stacks
+    // in bench/results/2026-12-05-hang: a pool thread parked there, the other asleep in rayon,
+    // the caller waiting for the job). Filled here, before any pool thread exists, the cell is
+    // only ever read by the pool and nothing can wait on it.
+    let _ = &*gemm_common::cache::CACHE_INFO;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .spawn_handler(|thread| {
