@@ -245,11 +245,14 @@ struct Rows {
 }
 
 /// One head: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]` (`out` rows `ldo`
-/// apart), with gemm.
+/// apart). Natively and in the plain SIMD128 builds both products go through gemm. The relaxed-SIMD
+/// builds use [`super::relaxed_gemm::matmul_ab`] for both, broadcasts along rows of the right
+/// operand: Q times Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the
+/// projections. (Dot products along rows cost as much in horizontal sums as in products at
+/// MiniLM's head size 32.)
 ///
 /// # Safety
 /// `out` must address `t` rows of `d` values, `ldo` apart.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn head_attention(
     Rows { t, d, stride }: Rows,
@@ -259,46 +262,37 @@ unsafe fn head_attention(
     out: *mut f32,
     ldo: usize,
     scores: &mut Vec<f32>,
-    _scratch: &mut Vec<f32>,
+    #[allow(unused_variables)] kt: &mut Vec<f32>,
 ) {
-    scores.resize(t * t, 0.0);
-    // scores[i][j] = scale · Σ_c q[i][c] k[j][c]
-    matmul_abt(t, t, d, q.as_ptr(), stride, k.as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
-    scores.chunks_mut(t).for_each(|row| softmax_with_bias(row, key_bias));
-    // out[i][c] = Σ_j p[i][j] v[j][c]
-    let (p, v) = (scores.as_ptr(), v.as_ptr());
-    gemm(t, d, t, out, 1, ldo as isize, false, p, 1, t as isize, v, 1, stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
-}
-
-/// [`head_attention`] with the relaxed-SIMD kernels, both products as broadcasts along rows of
-/// the right operand ([`super::relaxed_gemm::matmul_ab`]): Q times Kᵀ, packed per head into
-/// `[d, t]` padded with zero columns to whole blocks (`scratch`), then P times V straight from
-/// the projections.
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn head_attention(
-    Rows { t, d, stride }: Rows,
-    [q, k, v]: [&[f32]; 3],
-    scale: f32,
-    key_bias: &[f32],
-    out: *mut f32,
-    ldo: usize,
-    scores: &mut Vec<f32>,
-    kt: &mut Vec<f32>,
-) {
-    use super::relaxed_gemm::{matmul_ab, AB_COLS};
-    let tp = t.div_ceil(AB_COLS) * AB_COLS;
-    kt.clear();
-    kt.resize(d * tp, 0.0);
-    for (j, row) in k.chunks(stride).take(t).enumerate() {
-        for (p, &x) in row[..d].iter().enumerate() {
-            kt[p * tp + j] = x;
+    // scores[i][j] = scale · Σ_c q[i][c] k[j][c], rows `ld` apart.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    let ld = {
+        // Kᵀ's rows padded with zeros to whole blocks, so that every column goes through the
+        // block kernel; the padding's scores are never read.
+        let ld = t.div_ceil(super::relaxed_gemm::AB_COLS) * super::relaxed_gemm::AB_COLS;
+        kt.resize(d * ld, 0.0);
+        for (p, row) in kt.chunks_mut(ld).enumerate() {
+            for (j, x) in row[..t].iter_mut().enumerate() {
+                *x = k[j * stride + p];
+            }
+            row[t..].fill(0.0);
         }
-    }
-    scores.resize(t * tp, 0.0);
-    matmul_ab(t, tp, d, q.as_ptr(), stride, kt.as_ptr(), tp, scores.as_mut_ptr(), tp, scale);
-    scores.chunks_mut(tp).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
-    matmul_ab(t, d, t, scores.as_ptr(), tp, v.as_ptr(), stride, out, ldo, 1.0);
+        scores.resize(t * ld, 0.0);
+        super::relaxed_gemm::matmul_ab(t, ld, d, q.as_ptr(), stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
+        ld
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    let ld = {
+        scores.resize(t * t, 0.0);
+        matmul_abt(t, t, d, q.as_ptr(), stride, k.as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
+        t
+    };
+    scores.chunks_mut(ld).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
+    // out[i][c] = Σ_j p[i][j] v[j][c]
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    super::relaxed_gemm::matmul_ab(t, d, t, scores.as_ptr(), ld, v.as_ptr(), stride, out, ldo, 1.0);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    gemm(t, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
 }
 
 #[cfg(test)]
