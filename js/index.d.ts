@@ -90,7 +90,7 @@ export function threadCount(): number;
 export function memoryBytes(): number;
 /** The wasm build running: "baseline" (SIMD), "relaxed" (+ relaxed SIMD), "threads", "threads-relaxed". */
 export function buildName(): "baseline" | "relaxed" | "threads" | "threads-relaxed";
-/** The int8 kernel q8/q4 models run in this engine ("relaxed-dot", "simd128", "avx512-vnni",
+/** The int8 kernel q8/q4 models run in this engine ("relaxed-dot", "relaxed-pairs", "simd128", "avx512-vnni",
  * ...), after checking every kernel the build has against the portable one; throws where one
  * differs. For tests and diagnostics. */
 export function int8KernelCheck(): { kernel: string; checked: string[] };

@@ -196,15 +196,9 @@ wide_simd! {
     pub fn gelu_slice(out: &mut [f32], x: &[f32]) => gelu_body
 }
 
-/// [`gelu_slice`] in place (through a small buffer on the stack: the SIMD body reads and writes
-/// separate slices).
-pub fn gelu_in_place(x: &mut [f32]) {
-    let mut tmp = [0f32; 64];
-    for chunk in x.chunks_mut(64) {
-        let src = &mut tmp[..chunk.len()];
-        src.copy_from_slice(chunk);
-        gelu_slice(chunk, src);
-    }
+wide_simd! {
+    /// `x[i] ← GELU(x[i])` in place (the q8 FFN product's epilogue, on each thread's strip).
+    pub fn gelu_in_place(x: &mut [f32]) => gelu_in_place_body
 }
 
 /// `row ← LayerNorm(row) · γ + β` in place, in two passes as the training forward
@@ -291,6 +285,17 @@ fn gelu_body(out: &mut [f32], x: &[f32]) {
     // for the SSE2 baseline, so the AVX2 copy of this body ran 4 wide (10 % of native q8 time).
     for (o, &v) in out.iter_mut().zip(x) {
         *o = gelu_with(v, &k);
+    }
+}
+
+#[inline(always)]
+fn gelu_in_place_body(x: &mut [f32]) {
+    let k = opaque();
+    // One slice, read and written in place: nothing can alias, so it vectorises as `gelu_body`
+    // does, without the copy through a stack buffer that this took before (a `memcpy` and the
+    // constants set up again for every 64 values).
+    for v in x.iter_mut() {
+        *v = gelu_with(*v, &k);
     }
 }
 

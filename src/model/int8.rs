@@ -23,7 +23,10 @@
 //! - x86-64 with AVX-512 VNNI: `vpdpbusd` (u8 × i8, four products summed into each i32 lane);
 //! - x86-64 with AVX2: `vpmaddubsw` (u8 × i8 pairs: 2 · 127 · 128 cannot saturate i16), then
 //!   `vpmaddwd` to i32;
-//! - wasm relaxed SIMD (the relaxed builds): `i32x4.relaxed_dot_i8x16_i7x16_add_s`;
+//! - wasm relaxed SIMD (the relaxed builds): `i32x4.relaxed_dot_i8x16_i7x16_add_s` where the
+//!   engine makes it one instruction (VNNI), else its two steps written out (16-bit pair sums
+//!   with `i16x8.relaxed_dot_i8x16_i7x16_s`, widened by a dot with ones), which V8 lowers in
+//!   fewer instructions than its own two-step sequence;
 //! - wasm SIMD128: both operands widened to i16 once (the weights a panel of 12 columns at a
 //!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add;
 //! - anything else: plain Rust, also the reference the others are tested against.
