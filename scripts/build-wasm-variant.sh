@@ -2,7 +2,7 @@
 # One extra build of the wasm module into pkg/NAME/ (called by build-pkg.sh), next to the
 # baseline that wasm-pack writes to pkg/:
 #   build-wasm-variant.sh relaxed           + relaxed SIMD (one fused multiply-add per step of
-#                                             the matmul kernel: src/model/relaxed_gemm.rs)
+#                                             the matmul kernel: src/model/wasm_gemm.rs)
 #   build-wasm-variant.sh threads           + atomics and a shared memory: a rayon pool on workers
 #   build-wasm-variant.sh threads-relaxed   both
 # JS picks one at run time (js/index.js, js/node.js). wasm-opt runs afterwards, from build-pkg.sh

@@ -8,8 +8,9 @@
 //! straight out of the linear layers' `[b, t, hidden]` output through strides, computes its
 //! `[t, t]` scores into a per-thread buffer, applies scale, mask and softmax in one pass, and writes
 //! its slice of the `[b, t, hidden]` result: no transposes, heads in parallel (rayon; the wasm
-//! thread pool in the threaded builds). The matmuls go through `gemm` like candle's, or through
-//! the relaxed-SIMD kernel (src/model/relaxed_gemm.rs) in the wasm builds that have it.
+//! thread pool in the threaded builds). The matmuls go through `gemm` like candle's natively, and
+//! through our wasm kernels (src/model/wasm_gemm.rs) where they are faster: attention's in every
+//! wasm build, the linear layers' in the relaxed-SIMD ones.
 //!
 //! f32 CPU tensors only; callers fall back to candle's ops otherwise and in training (these have
 //! no gradient). Parity with candle's ops is tested below and against PyTorch in
@@ -117,7 +118,7 @@ unsafe fn matmul_abt_single(
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     {
         let _ = split;
-        super::relaxed_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate)
+        super::wasm_gemm::matmul_abt(m, n, k, a, lda, b, ldb, c, ldc, alpha, accumulate)
     }
     // rhs[p][j] = b[j][p]
     #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
@@ -245,11 +246,11 @@ struct Rows {
 }
 
 /// One head: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]` (`out` rows `ldo`
-/// apart). Natively and in the plain SIMD128 builds both products go through gemm. The relaxed-SIMD
-/// builds use [`super::relaxed_gemm::matmul_ab`] for both, broadcasts along rows of the right
-/// operand: Q times Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the
-/// projections. (Dot products along rows cost as much in horizontal sums as in products at
-/// MiniLM's head size 32.)
+/// apart). Natively both products go through gemm. The wasm builds use
+/// [`super::wasm_gemm::matmul_ab`] for both, broadcasts along rows of the right operand: Q times
+/// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the projections. (Dot
+/// products along rows cost as much in horizontal sums as in products at MiniLM's head size 32,
+/// and gemm packs both operands of these small products first.)
 ///
 /// # Safety
 /// `out` must address `t` rows of `d` values, `ldo` apart.
@@ -265,11 +266,11 @@ unsafe fn head_attention(
     #[allow(unused_variables)] kt: &mut Vec<f32>,
 ) {
     // scores[i][j] = scale · Σ_c q[i][c] k[j][c], rows `ld` apart.
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     let ld = {
         // Kᵀ's rows padded with zeros to whole blocks, so that every column goes through the
         // block kernel; the padding's scores are never read.
-        let ld = t.div_ceil(super::relaxed_gemm::AB_COLS) * super::relaxed_gemm::AB_COLS;
+        let ld = t.div_ceil(super::wasm_gemm::AB_COLS) * super::wasm_gemm::AB_COLS;
         kt.resize(d * ld, 0.0);
         for (p, row) in kt.chunks_mut(ld).enumerate() {
             for (j, x) in row[..t].iter_mut().enumerate() {
@@ -278,10 +279,10 @@ unsafe fn head_attention(
             row[t..].fill(0.0);
         }
         scores.resize(t * ld, 0.0);
-        super::relaxed_gemm::matmul_ab(t, ld, d, q.as_ptr(), stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
+        super::wasm_gemm::matmul_ab(t, ld, d, q.as_ptr(), stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
         ld
     };
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     let ld = {
         scores.resize(t * t, 0.0);
         matmul_abt(t, t, d, q.as_ptr(), stride, k.as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
@@ -289,9 +290,9 @@ unsafe fn head_attention(
     };
     scores.chunks_mut(ld).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
     // out[i][c] = Σ_j p[i][j] v[j][c]
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    super::relaxed_gemm::matmul_ab(t, d, t, scores.as_ptr(), ld, v.as_ptr(), stride, out, ldo, 1.0);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    super::wasm_gemm::matmul_ab(t, d, t, scores.as_ptr(), ld, v.as_ptr(), stride, out, ldo, 1.0);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     gemm(t, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
 }
 

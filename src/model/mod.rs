@@ -10,8 +10,8 @@ pub mod int8;
 mod train_attention;
 mod train_layer_norm;
 mod train_linear;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-mod relaxed_gemm;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm_gemm;
 pub mod q4;
 pub mod quantize;
 pub mod weights;
