@@ -365,16 +365,16 @@ fn available() -> Vec<(&'static str, Kernel)> {
 
 /// The fastest kernel here, detected once: the first of [`available`].
 ///
-/// The order is fixed, also in relaxed-SIMD builds, where what the relaxed dot costs depends on
-/// how the engine lowers it (one `vpdpbusd` where V8 sees VNNI; `pmaddubsw`, `pmaddwd`, `paddd`
-/// and two instructions that rebuild a constant where it does not). Measured in Chromium 156 once
-/// the code is optimised, on a 48 × 384 × 384 product: on the AMD EPYC (Zen 3, no VNNI) the relaxed
-/// dot, the simd128 kernel and a 16-bit pair-sum variant of the relaxed one all take 0.63–0.65 ms
-/// (each needs two integer multiplies per 16 products, the port limit there); with VNNI the relaxed
-/// dot is the faster (Intel Xeon: q8 at 0.58 × transformers.js against 0.97 × for simd128). An
-/// earlier version timed the candidates at the first int8 call instead; those few calls ran V8's
-/// baseline code while the optimising tier compiled in the background (1.4–19 ms for the same
-/// product), so it measured the compiler, not the kernels.
+/// The order is fixed by what the build and the CPU have, never by timing. In relaxed-SIMD builds
+/// what the relaxed dot costs depends on how the engine lowers it: one `vpdpbusd` where V8 sees
+/// VNNI (Intel Xeon: q8 at 0.58 × transformers.js against 0.97 × for simd128), five instructions
+/// where it does not, and then the pair kernel goes first (`simd128::relaxed_dot_is_two_steps`
+/// tells the two apart from the dot's result; Chromium 156, AMD EPYC without VNNI, the kernel 51
+/// → 40 ms per 128-token text, measured in the whole model with V8's profiler). An earlier
+/// version timed the candidates at the first int8 call; those few calls ran V8's baseline code
+/// while the optimising tier compiled in the background (1.4–19 ms for the same product), so it
+/// measured the compiler, not the kernels — and an isolated 48 × 384 × 384 product once timed all
+/// three formulations alike, which the whole model does not.
 fn best() -> (&'static str, Kernel) {
     static PICK: std::sync::OnceLock<(&'static str, Kernel)> = std::sync::OnceLock::new();
     *PICK.get_or_init(|| available()[0])
