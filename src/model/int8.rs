@@ -697,29 +697,20 @@ mod simd128 {
     #[inline(always)]
     unsafe fn tile_relaxed_pairs<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
         let ones = i16x8_splat(1);
-        let mut acc = [[i32x4_splat(0); C]; R];
-        for q in 0..p.kp / 4 {
-            let b = p.weights(q, j);
-            let bv: [v128; C] = core::array::from_fn(|c| v128_load(b.add(c * 16) as *const v128));
-            for r in 0..R {
-                let a = p.quad_splat(i + r, q);
-                for c in 0..C {
-                    acc[r][c] = i32x4_add(acc[r][c], i32x4_dot_i16x8(i16x8_relaxed_dot_i8x16_i7x16(bv[c], a), ones));
-                }
-            }
-        }
-        let mut dots = [0i32; 4];
-        for r in 0..R {
-            for c in 0..C {
-                v128_store(dots.as_mut_ptr() as *mut v128, acc[r][c]);
-                p.put(i + r, j + c * 4, &dots);
-            }
-        }
+        tile_with::<R, C>(p, i, j, move |w, a, acc| i32x4_add(acc, i32x4_dot_i16x8(i16x8_relaxed_dot_i8x16_i7x16(w, a), ones)));
     }
 
     #[cfg(target_feature = "relaxed-simd")]
     #[inline(always)]
     unsafe fn tile_relaxed<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
+        tile_with::<R, C>(p, i, j, |w, a, acc| i32x4_relaxed_dot_i8x16_i7x16_add(w, a, acc));
+    }
+
+    /// R rows × C·4 columns of the packed weights, `step(weights, activations, acc)` adding 16
+    /// products (four k of four columns) into each column's i32 lane.
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    unsafe fn tile_with<const R: usize, const C: usize>(p: &Product, i: usize, j: usize, step: impl Fn(v128, v128, v128) -> v128) {
         let mut acc = [[i32x4_splat(0); C]; R];
         for q in 0..p.kp / 4 {
             let b = p.weights(q, j);
@@ -727,7 +718,7 @@ mod simd128 {
             for r in 0..R {
                 let a = p.quad_splat(i + r, q);
                 for c in 0..C {
-                    acc[r][c] = i32x4_relaxed_dot_i8x16_i7x16_add(bv[c], a, acc[r][c]);
+                    acc[r][c] = step(bv[c], a, acc[r][c]);
                 }
             }
         }
