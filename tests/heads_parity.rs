@@ -54,8 +54,9 @@ fn classify_matches_pytorch_for_every_pooling() {
 
 #[test]
 fn classify_batch_equals_one_at_a_time() {
-    for base in BASES {
-        let (_dir, model) = classify_model(base, Some("mean"));
+    // mean: every position; pooler: the last layer on [CLS] alone, padded batch or not.
+    for (base, pooling) in BASES.into_iter().flat_map(|b| [(b, "mean"), (b, "pooler")]) {
+        let (_dir, model) = classify_model(base, Some(pooling));
         let fx = fixture(&format!("classify-{base}.json"));
         let inputs: Vec<(&str, Option<&str>)> = fx["inputs"]
             .as_array()
@@ -71,7 +72,7 @@ fn classify_batch_equals_one_at_a_time() {
                 &one.scores.0.iter().map(|x| x.1).collect::<Vec<_>>(),
                 &single.scores.0.iter().map(|x| x.1).collect::<Vec<_>>(),
             );
-            assert!(d < 1e-5, "{base}: batch vs single differ by {d}");
+            assert!(d < 1e-5, "{base} {pooling}: batch vs single differ by {d}");
         }
     }
 }

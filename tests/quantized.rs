@@ -147,6 +147,34 @@ fn q4_heads_agree_with_f32() {
     assert!(agreement >= 0.85, "q4 tag agreement {agreement:.3}");
 }
 
+/// `forward_first_position` (classify with the pooler or [CLS] pooling runs the last layer on
+/// [CLS] alone) gives the full encoder's [CLS] row and pooler output, for f32 and int8 weights,
+/// in a padded batch of texts of different lengths.
+#[test]
+fn first_position_only_equals_the_full_encoder() {
+    let f32_dir = TempDir::new("f32-first");
+    pytorch_checkpoint_in("all-minilm-l6-v2-classify", "all-minilm-l6-v2", None, &f32_dir.0);
+    let q_dir = TempDir::new("q8-first");
+    export_q8(&f32_dir.0, &q_dir.0);
+    for dir in [&f32_dir.0, &q_dir.0] {
+        let model = Model::load(dir, &Device::Cpu).unwrap();
+        let tok = &model.encoder.tokenizer;
+        let encoded: Vec<_> = SENTENCES.iter().map(|s| tok.encode(s).unwrap()).collect();
+        let refs: Vec<_> = encoded.iter().collect();
+        let batch = bert_tasks::text::Batch::pad(&refs, tok.pad_id(), &Device::Cpu).unwrap();
+        let bert = &model.encoder.bert;
+        let full = bert.forward(&batch.encoder_input(), None).unwrap();
+        let first = bert.forward_first_position(&batch.encoder_input()).unwrap();
+        assert_eq!(first.last_hidden_state.dims(), [SENTENCES.len(), 1, 384]);
+        let rows = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let cls = full.last_hidden_state.narrow(1, 0, 1).unwrap();
+        let d = max_abs_diff(&rows(&first.last_hidden_state), &rows(&cls));
+        let p = max_abs_diff(&rows(first.pooler_output.as_ref().unwrap()), &rows(full.pooler_output.as_ref().unwrap()));
+        eprintln!("{}: [CLS] alone vs full encoder: hidden {d:.1e}, pooler {p:.1e}", dir.display());
+        assert!(d < 1e-5 && p < 1e-5, "{}: [CLS] row differs by {d}, pooler by {p}", dir.display());
+    }
+}
+
 #[test]
 fn q8_cannot_be_trained_and_bad_scales_are_named() {
     let q8 = TempDir::new("q8-train");

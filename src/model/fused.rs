@@ -180,83 +180,104 @@ pub(super) struct SendPtr(pub(super) *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-/// Multi-head self-attention for `q`, `k`, `v` `[b, t, heads·head_dim]` (heads side by side,
-/// as the linear layers produce them) and an additive key bias `mask_bias` `[b, t]` (0 or a large
-/// negative number): `softmax(q kᵀ / √d + bias) v` per head, returned as `[b, t, heads·head_dim]`.
+/// Multi-head self-attention for `q` `[b, n, heads·head_dim]`, `k`, `v` `[b, t, heads·head_dim]`
+/// (heads side by side, as the linear layers produce them; n ≤ t: the queries of the first n
+/// positions, all t in an ordinary layer) and an additive key bias `mask_bias` `[b, t]` (0 or a
+/// large negative number): `softmax(q kᵀ / √d + bias) v` per head, returned as
+/// `[b, n, heads·head_dim]`.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask_bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
-    let (b, t, hidden) = q.dims3()?;
-    if k.dims() != q.dims() || v.dims() != q.dims() {
-        candle_core::bail!("attention: q {:?}, k {:?}, v {:?} differ in shape", q.dims(), k.dims(), v.dims());
+    let (b, n, hidden) = q.dims3()?;
+    let t = k.dim(1)?;
+    if k.dims() != v.dims() || k.dims() != [b, t, hidden] || n > t {
+        candle_core::bail!("attention: q {:?}, k {:?}, v {:?} do not fit together", q.dims(), k.dims(), v.dims());
     }
-    let out = with_f32(q, |q| with_f32(k, |k| with_f32(v, |v| with_f32(mask_bias, |bias| attend([q, k, v], hidden, (b, t, hidden), bias, heads)))))?????;
-    Tensor::from_vec(out, (b, t, hidden), q.device())
+    let out = with_f32(q, |q| {
+        with_f32(k, |k| {
+            with_f32(v, |v| {
+                with_f32(mask_bias, |bias| {
+                    let (queries, keys) = (Rows { t: n, stride: hidden, per_sequence: n }, Rows { t, stride: hidden, per_sequence: t });
+                    attend([q, k, v], queries, keys, (b, hidden), bias, heads)
+                })
+            })
+        })
+    })?????;
+    Tensor::from_vec(out, (b, n, hidden), q.device())
 }
 
 /// [`attention`] for Q, K and V side by side in one `[b, t, 3·hidden]` tensor, as the stacked
-/// int8 projection produces them (read through strides, no copies).
-pub fn attention_stacked(qkv: &Tensor, mask_bias: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+/// int8 projection produces them (read through strides, no copies), for the queries of the
+/// first `queries` positions of each sequence (`t` for all): `[b, queries, hidden]`.
+pub fn attention_stacked(qkv: &Tensor, mask_bias: &Tensor, heads: usize, queries: usize) -> candle_core::Result<Tensor> {
     let (b, t, three) = qkv.dims3()?;
-    if three % 3 != 0 {
-        candle_core::bail!("attention: stacked q, k, v {:?}: last dimension is not a multiple of 3", qkv.dims());
+    if three % 3 != 0 || queries > t {
+        candle_core::bail!("attention: stacked q, k, v {:?}: last dimension is not a multiple of 3, or fewer than {queries} rows", qkv.dims());
     }
     let hidden = three / 3;
-    let out = with_f32(qkv, |x| with_f32(mask_bias, |bias| attend([x, &x[hidden..], &x[2 * hidden..]], three, (b, t, hidden), bias, heads)))???;
-    Tensor::from_vec(out, (b, t, hidden), qkv.device())
+    // Every sequence holds t rows of Q, of which the first `queries` are read.
+    let (q_rows, keys) = (Rows { t: queries, stride: three, per_sequence: t }, Rows { t, stride: three, per_sequence: t });
+    let out = with_f32(qkv, |x| with_f32(mask_bias, |bias| attend([x, &x[hidden..], &x[2 * hidden..]], q_rows, keys, (b, hidden), bias, heads)))???;
+    Tensor::from_vec(out, (b, queries, hidden), qkv.device())
 }
 
-/// The kernel of both: row `i` of head `h` of Q starts at `q[(batch · t + i) · stride + h · d]`,
-/// and likewise for K and V.
+/// The kernel of both: row `i` of head `h` of Q starts at
+/// `q[(batch · queries.per_sequence + i) · queries.stride + h · d]`, and likewise for K and V
+/// with `keys`.
 fn attend(
     [q, k, v]: [&[f32]; 3],
-    stride: usize,
-    (b, t, hidden): (usize, usize, usize),
+    queries: Rows,
+    keys: Rows,
+    (b, hidden): (usize, usize),
     bias: &[f32],
     heads: usize,
 ) -> candle_core::Result<Vec<f32>> {
+    let t = keys.t;
     if bias.len() != b * t || heads == 0 || hidden % heads != 0 {
         candle_core::bail!("attention: [{b}, {t}, {hidden}] with a mask of {} values and {heads} heads do not fit together", bias.len());
     }
     let d = hidden / heads;
     let scale = 1.0 / (d as f32).sqrt();
-    let mut out = vec![0f32; b * t * hidden];
+    let n = queries.t;
+    let mut out = vec![0f32; b * n * hidden];
     let dst = SendPtr(out.as_mut_ptr());
     (0..b * heads).into_par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
         |(scores, scratch), job| {
             let (batch, head) = (job / heads, job % heads);
-            let at = batch * t * stride + head * d;
-            let rows = Rows { t, d, stride };
+            let qa = batch * queries.per_sequence * queries.stride + head * d;
+            let ka = batch * keys.per_sequence * keys.stride + head * d;
             let dst = dst;
             // SAFETY: this head's columns of this batch's rows of `out`, which only this job writes.
             unsafe {
-                let out = dst.0.add(batch * t * hidden + head * d);
-                head_attention(rows, [&q[at..], &k[at..], &v[at..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, scores, scratch)
+                let out = dst.0.add(batch * n * hidden + head * d);
+                head_attention(d, queries, keys, [&q[qa..], &k[ka..], &v[ka..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, scores, scratch)
             }
         },
     );
     Ok(out)
 }
 
-/// One head's `t` rows of `d` values, rows `stride` apart.
+/// `t` rows, `stride` values apart, of the `per_sequence` rows each sequence holds.
 #[derive(Clone, Copy)]
 struct Rows {
     t: usize,
-    d: usize,
     stride: usize,
+    per_sequence: usize,
 }
 
-/// One head: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]` (`out` rows `ldo`
-/// apart). Natively both products go through gemm. The wasm builds use
+/// One head of `d` columns: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]`
+/// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart). Natively both products go through gemm. The wasm builds use
 /// [`super::wasm_gemm::matmul_ab`] for both, broadcasts along rows of the right operand: Q times
 /// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the projections. (Dot
 /// products along rows cost as much in horizontal sums as in products at MiniLM's head size 32,
 /// and gemm packs both operands of these small products first.)
 ///
 /// # Safety
-/// `out` must address `t` rows of `d` values, `ldo` apart.
+/// `out` must address `queries.t` rows of `d` values, `ldo` apart.
 #[allow(clippy::too_many_arguments)]
 unsafe fn head_attention(
-    Rows { t, d, stride }: Rows,
+    d: usize,
+    queries: Rows,
+    keys: Rows,
     [q, k, v]: [&[f32]; 3],
     scale: f32,
     key_bias: &[f32],
@@ -265,6 +286,7 @@ unsafe fn head_attention(
     scores: &mut Vec<f32>,
     #[allow(unused_variables)] kt: &mut Vec<f32>,
 ) {
+    let (n, t) = (queries.t, keys.t);
     // scores[i][j] = scale · Σ_c q[i][c] k[j][c], rows `ld` apart.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     let ld = {
@@ -274,26 +296,26 @@ unsafe fn head_attention(
         kt.resize(d * ld, 0.0);
         for (p, row) in kt.chunks_mut(ld).enumerate() {
             for (j, x) in row[..t].iter_mut().enumerate() {
-                *x = k[j * stride + p];
+                *x = k[j * keys.stride + p];
             }
             row[t..].fill(0.0);
         }
-        scores.resize(t * ld, 0.0);
-        super::wasm_gemm::matmul_ab(t, ld, d, q.as_ptr(), stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
+        scores.resize(n * ld, 0.0);
+        super::wasm_gemm::matmul_ab(n, ld, d, q.as_ptr(), queries.stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
         ld
     };
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     let ld = {
-        scores.resize(t * t, 0.0);
-        matmul_abt(t, t, d, q.as_ptr(), stride, k.as_ptr(), stride, scores.as_mut_ptr(), t, scale, false, false);
+        scores.resize(n * t, 0.0);
+        matmul_abt(n, t, d, q.as_ptr(), queries.stride, k.as_ptr(), keys.stride, scores.as_mut_ptr(), t, scale, false, false);
         t
     };
     scores.chunks_mut(ld).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
     // out[i][c] = Σ_j p[i][j] v[j][c]
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    super::wasm_gemm::matmul_ab(t, d, t, scores.as_ptr(), ld, v.as_ptr(), stride, out, ldo, 1.0);
+    super::wasm_gemm::matmul_ab(n, d, t, scores.as_ptr(), ld, v.as_ptr(), keys.stride, out, ldo, 1.0);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    gemm(t, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
+    gemm(n, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, keys.stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
 }
 
 #[cfg(test)]
@@ -367,8 +389,18 @@ mod tests {
         assert!(attention(&q, &k, &v, &mask, 5).is_err());
         // Q, K and V side by side in one tensor (the stacked int8 projection) give the same bits.
         let qkv = Tensor::cat(&[&q, &k, &v], 2).unwrap();
-        let stacked: Vec<f32> = attention_stacked(&qkv, &mask, heads).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let stacked: Vec<f32> = attention_stacked(&qkv, &mask, heads, t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(stacked, got.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        assert!(attention_stacked(&q.narrow(2, 0, 23).unwrap(), &mask, heads).is_err());
+        assert!(attention_stacked(&q.narrow(2, 0, 23).unwrap(), &mask, heads, t).is_err());
+        // The queries of the first positions only (the [CLS]-only last layer): the same rows.
+        for n in [1, 4] {
+            let want = got.narrow(1, 0, n).unwrap();
+            let first = attention(&q.narrow(1, 0, n).unwrap(), &k, &v, &mask, heads).unwrap();
+            assert!(max_diff(&first, &want) < 1e-6, "first {n}: max |Δ| {}", max_diff(&first, &want));
+            let first = attention_stacked(&qkv, &mask, heads, n).unwrap();
+            assert!(max_diff(&first, &want) < 1e-6, "stacked, first {n}: max |Δ| {}", max_diff(&first, &want));
+        }
+        assert!(attention_stacked(&qkv, &mask, heads, t + 1).is_err());
+        assert!(attention(&k, &q.narrow(1, 0, 4).unwrap(), &v, &mask, heads).is_err());
     }
 }

@@ -478,12 +478,12 @@ macro_rules! tiles {
             (_, 3) => $tile::<1, 3>($p, $i, $j $(, $x)*), (_, 2) => $tile::<1, 2>($p, $i, $j $(, $x)*), (_, _) => $tile::<1, 1>($p, $i, $j $(, $x)*),
         }
     };
-    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 4, 2) => {
+    (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 4, 2 $(, $x:expr)*) => {
         match ($r, $c) {
-            (4, 2) => $tile::<4, 2>($p, $i, $j), (4, _) => $tile::<4, 1>($p, $i, $j),
-            (3, 2) => $tile::<3, 2>($p, $i, $j), (3, _) => $tile::<3, 1>($p, $i, $j),
-            (2, 2) => $tile::<2, 2>($p, $i, $j), (2, _) => $tile::<2, 1>($p, $i, $j),
-            (_, 2) => $tile::<1, 2>($p, $i, $j), (_, _) => $tile::<1, 1>($p, $i, $j),
+            (4, 2) => $tile::<4, 2>($p, $i, $j $(, $x)*), (4, _) => $tile::<4, 1>($p, $i, $j $(, $x)*),
+            (3, 2) => $tile::<3, 2>($p, $i, $j $(, $x)*), (3, _) => $tile::<3, 1>($p, $i, $j $(, $x)*),
+            (2, 2) => $tile::<2, 2>($p, $i, $j $(, $x)*), (2, _) => $tile::<2, 1>($p, $i, $j $(, $x)*),
+            (_, 2) => $tile::<1, 2>($p, $i, $j $(, $x)*), (_, _) => $tile::<1, 1>($p, $i, $j $(, $x)*),
         }
     };
     (@go $p:ident, $tile:ident, $i:ident, $j:ident, $r:ident, $c:ident, 2, 4) => {
@@ -567,7 +567,8 @@ mod simd128 {
 
     /// Columns per panel: 3 registers of 4. With 3 rows, 9 accumulators + 3 weight registers + 1
     /// broadcast fit the 15 xmm registers V8 allocates on x86-64.
-    const PANEL: usize = 12;
+    const PANEL: usize = 8;
+    const ROWS: usize = 4;
 
     /// `i32x4.dot_i16x8_s` wants 16-bit operands, and widening them inside the inner loop (two
     /// extends per weight register, one per broadcast, plus a horizontal sum per tile) cost as
@@ -586,8 +587,8 @@ mod simd128 {
             widen_panel(p, j, regs, &mut panel);
             let mut i = 0;
             while i < p.m {
-                let rows = (p.m - i).min(3);
-                tiles!(@go p, tile, i, j, rows, regs, 3, 3, &a16, &panel);
+                let rows = (p.m - i).min(ROWS);
+                tiles!(@go p, tile, i, j, rows, regs, 4, 2, &a16, &panel);
                 i += rows;
             }
             j += regs * 4;

@@ -20,6 +20,14 @@ pub enum Pooling {
     Max,
 }
 
+impl Pooling {
+    /// Whether only the first position ([CLS]) is read, so that inference may run the last
+    /// encoder layer on that position alone (`BertModel::forward_first_position`).
+    pub fn reads_first_position_only(self) -> bool {
+        matches!(self, Pooling::Pooler | Pooling::Cls)
+    }
+}
+
 impl std::str::FromStr for Pooling {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

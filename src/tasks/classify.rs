@@ -40,7 +40,7 @@ impl Model {
             }
         }
         let refs: Vec<&Encoded> = seqs.iter().collect();
-        let probs = self.run_chunks(&refs, |_, batch, out| {
+        let probs = self.run_chunks(&refs, head.pooling.reads_first_position_only(), |_, batch, out| {
             probabilities(&head.forward(out, &batch.attention_mask, None)?)
         })?;
         // f64 sums: a million-character text has tens of thousands of windows.

@@ -172,16 +172,20 @@ impl Model {
         Error::Input(format!("this is a {} model; {wanted} needs a {wanted} model", self.task.task_name()))
     }
 
-    /// Runs the encoder over `seqs` in chunks, handing each chunk's output to `each`.
+    /// Runs the encoder over `seqs` in chunks, handing each chunk's output to `each`;
+    /// `first_position_only`: the caller reads only [CLS] (see `BertModel::forward_first_position`).
     fn run_chunks<T>(
         &self,
         seqs: &[&Encoded],
+        first_position_only: bool,
         mut each: impl FnMut(&[&Encoded], &Batch, &EncoderOutput) -> Result<Vec<T>>,
     ) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(self.chunk) {
             let batch = Batch::pad(chunk, self.encoder.tokenizer.pad_id(), &self.encoder.device)?;
-            let enc = self.encoder.bert.forward(&batch.encoder_input(), None)?;
+            let input = batch.encoder_input();
+            let bert = &self.encoder.bert;
+            let enc = if first_position_only { bert.forward_first_position(&input)? } else { bert.forward(&input, None)? };
             out.extend(each(chunk, &batch, &enc)?);
         }
         Ok(out)

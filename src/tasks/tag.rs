@@ -29,7 +29,7 @@ impl Model {
             plan.push(ws);
         }
         let refs: Vec<&Encoded> = seqs.iter().collect();
-        let emissions: Vec<Vec<Vec<f32>>> = self.run_chunks(&refs, |chunk, _, out| {
+        let emissions: Vec<Vec<Vec<f32>>> = self.run_chunks(&refs, false, |chunk, _, out| {
             let e: Vec<Vec<Vec<f32>>> = head.forward(&out.last_hidden_state, None)?.to_vec3()?;
             // Drop [CLS], [SEP] and padding.
             Ok(e.into_iter().zip(chunk).map(|(rows, s)| rows[1..s.len() - 1].to_vec()).collect())
