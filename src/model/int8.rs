@@ -565,8 +565,9 @@ mod simd128 {
     use super::Product;
     use core::arch::wasm32::*;
 
-    /// Columns per panel: 3 registers of 4. With 3 rows, 9 accumulators + 3 weight registers + 1
-    /// broadcast fit the 15 xmm registers V8 allocates on x86-64.
+    /// Columns per panel: 2 registers of 4, in tiles of 4 rows: 8 accumulators, 2 weight
+    /// registers, 4 broadcasts and the dot's temporary fit the 15 xmm registers V8 allocates on
+    /// x86-64. (3 × 3 needs 16: Node 20 spilled an accumulator to the stack every step.)
     const PANEL: usize = 8;
     const ROWS: usize = 4;
 
@@ -574,7 +575,7 @@ mod simd128 {
     /// extends per weight register, one per broadcast, plus a horizontal sum per tile) cost as
     /// many instructions as the products (`bench/js/profile.mjs`: 62 of 75 ms per 128-token text
     /// in Node 20, the same for every tile shape). So both operands are widened once: the row
-    /// block's activations per strip, and each panel of 12 weight columns into `[k / 2][12][2]`
+    /// block's activations per strip, and each panel of 8 weight columns into `[k / 2][8][2]`
     /// (two consecutive k of a column side by side), reused by every row tile. One dot then gives
     /// each of 4 columns its next two products, and the inner loop is a load per weight register,
     /// a broadcast per row and a dot + add per accumulator.
