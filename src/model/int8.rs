@@ -27,7 +27,7 @@
 //!   engine makes it one instruction (VNNI), else its two steps written out (16-bit pair sums
 //!   with `i16x8.relaxed_dot_i8x16_i7x16_s`, widened by a dot with ones), which V8 lowers in
 //!   fewer instructions than its own two-step sequence;
-//! - wasm SIMD128: both operands widened to i16 once (the weights a panel of 12 columns at a
+//! - wasm SIMD128: both operands widened to i16 once (the weights a panel of 8 columns at a
 //!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add;
 //! - anything else: plain Rust, also the reference the others are tested against.
 //!
