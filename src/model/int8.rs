@@ -348,14 +348,11 @@ fn available() -> Vec<(&'static str, Kernel)> {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     if simd128::relaxed_dot_is_exact() {
-        let pairs_first = simd128::relaxed_dot_is_two_steps();
-        if pairs_first {
-            out.push(("relaxed-pairs", simd128::relaxed_pairs));
+        let mut relaxed: [(&'static str, Kernel); 2] = [("relaxed-dot", simd128::relaxed), ("relaxed-pairs", simd128::relaxed_pairs)];
+        if simd128::relaxed_dot_is_two_steps() {
+            relaxed.reverse();
         }
-        out.push(("relaxed-dot", simd128::relaxed));
-        if !pairs_first {
-            out.push(("relaxed-pairs", simd128::relaxed_pairs));
-        }
+        out.extend(relaxed);
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     out.push(("simd128", simd128::kernel));
