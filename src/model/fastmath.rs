@@ -24,6 +24,7 @@ pub struct Constants {
     frac_1_sqrt_2: f32,
     erf_p: f32,
     erf_poly: [f32; 5],
+    erf28: [f32; 6],
 }
 
 const CONSTANTS: Constants = Constants {
@@ -38,6 +39,7 @@ const CONSTANTS: Constants = Constants {
     frac_1_sqrt_2: std::f32::consts::FRAC_1_SQRT_2,
     erf_p: 0.327_591_1,
     erf_poly: [1.061_405_4, -1.453_152_1, 1.421_413_7, -0.284_496_74, 0.254_829_6],
+    erf28: [0.070_523_08, 0.042_282_01, 0.009_270_527, 0.000_152_014_3, 0.000_276_567_2, 0.000_043_063_8],
 };
 
 /// [`CONSTANTS`] as values the optimiser cannot see, in wasm builds; called once per slice,
@@ -96,7 +98,25 @@ fn erf_with(x: f32, k: &Constants) -> f32 {
 
 #[inline(always)]
 fn gelu_with(x: f32, k: &Constants) -> f32 {
-    k.half * x * (k.one + erf_with(x * k.frac_1_sqrt_2, k))
+    k.half * x * (k.one + erf_no_exp(x * k.frac_1_sqrt_2, k))
+}
+
+/// erf(x) for GELU, Abramowitz & Stegun 7.1.28: `1 − 1 / (1 + a₁x + … + a₆x⁶)¹⁶` — a polynomial,
+/// four squarings and one division, no exp: half the instructions of [`erf`] (7.1.26, whose
+/// `e^(−x²)` alone is ~20). GELU in Chromium, q8 MiniLM 1 × 128, V8's profiler, AMD EPYC: 3.9 →
+/// 1.8 ms per text. Max abs. error 3e-7 in exact arithmetic, 1.3e-6 in f32 (the base's rounding
+/// raised to the 16th power); GELU's error is half that times |x|. Large |x| overflows the power
+/// to ∞, which gives exactly ±1.
+#[inline(always)]
+fn erf_no_exp(x: f32, k: &Constants) -> f32 {
+    let a = x.abs();
+    let c = &k.erf28;
+    let p = (((((c[5] * a + c[4]) * a + c[3]) * a + c[2]) * a + c[1]) * a + c[0]) * a + k.one;
+    let p2 = p * p;
+    let p4 = p2 * p2;
+    let p8 = p4 * p4;
+    let y = k.one - k.one / (p8 * p8);
+    y.copysign(x)
 }
 
 pub(crate) struct Gelu;
@@ -344,7 +364,16 @@ mod tests {
             let x = i as f32 * 0.006;
             let want = libm::erff(x);
             assert!((erf(x) - want).abs() < 1e-6, "erf({x}): {} vs {want}", erf(x));
+            // 3e-7 in exact arithmetic; f32 rounding of the base, raised to the 16th power,
+            // makes it 1.3e-6 at worst (measured over this grid with f32 arithmetic).
+            let got = erf_no_exp(x, &CONSTANTS);
+            assert!((got - want).abs() < 1.5e-6, "erf_no_exp({x}): {got} vs {want}");
         }
+        // Far out the 16th power overflows to infinity, which gives exactly ±1, as erf does in f32.
+        for x in [4.0f32, 10.0, 1e10, f32::INFINITY] {
+            assert_eq!((erf_no_exp(x, &CONSTANTS), erf_no_exp(-x, &CONSTANTS)), (1.0, -1.0), "erf_no_exp(±{x})");
+        }
+        assert!(erf_no_exp(f32::NAN, &CONSTANTS).is_nan());
     }
 
     #[test]
