@@ -196,7 +196,11 @@ impl Model {
     /// Classification logits `[batch, labels]` for a padded batch; `train` switches dropout on.
     pub fn classify_logits(&self, batch: &Batch, train: Option<&crate::model::DropoutRng>) -> Result<Tensor> {
         let Head::Classify(head) = &self.head else { return Err(self.wrong_task("classify")) };
-        let out = self.encoder.bert.forward(&batch.encoder_input(), train)?;
+        let (bert, input) = (&self.encoder.bert, batch.encoder_input());
+        let out = match train {
+            None if head.pooling.reads_first_position_only() => bert.forward_first_position(&input)?,
+            _ => bert.forward(&input, train)?,
+        };
         head.forward(&out, &batch.attention_mask, train)
     }
 
