@@ -265,7 +265,8 @@ struct Rows {
 }
 
 /// One head of `d` columns: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]`
-/// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart). Natively both products go through gemm. The wasm builds use
+/// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart).
+/// Natively both products go through gemm. The wasm builds use
 /// [`super::wasm_gemm::matmul_ab`] for both, broadcasts along rows of the right operand: Q times
 /// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the projections. (Dot
 /// products along rows cost as much in horizontal sums as in products at MiniLM's head size 32,

@@ -114,13 +114,13 @@ impl RelateHead {
         }
     }
 
-    /// Logits `[batch, labels]`.
     /// Whether the features come from [CLS] alone (relation-position embeddings with the pooler
     /// or [CLS] pooling), so that inference may run the last layer on that position only.
     pub fn reads_first_position_only(&self) -> bool {
         self.method == RelateMethod::PositionEmbedding && self.pooling.reads_first_position_only()
     }
 
+    /// Logits `[batch, labels]`.
     pub fn forward(
         &self,
         out: &EncoderOutput,
