@@ -147,9 +147,9 @@ fn q4_heads_agree_with_f32() {
     assert!(agreement >= 0.85, "q4 tag agreement {agreement:.3}");
 }
 
-/// `forward_first_position` (classify with the pooler or [CLS] pooling runs the last layer on
-/// [CLS] alone) gives the full encoder's [CLS] row and pooler output, for f32 and int8 weights,
-/// in a padded batch of texts of different lengths.
+/// `forward_for_head` for a head that reads only [CLS] (classify with the pooler or [CLS]
+/// pooling: the last layer runs on [CLS] alone) gives the full encoder's [CLS] row and pooler
+/// output, for f32 and int8 weights, in a padded batch of texts of different lengths.
 #[test]
 fn first_position_only_equals_the_full_encoder() {
     let f32_dir = TempDir::new("f32-first");
@@ -164,7 +164,7 @@ fn first_position_only_equals_the_full_encoder() {
         let batch = bert_tasks::text::Batch::pad(&refs, tok.pad_id(), &Device::Cpu).unwrap();
         let bert = &model.encoder.bert;
         let full = bert.forward(&batch.encoder_input(), None).unwrap();
-        let first = bert.forward_first_position(&batch.encoder_input()).unwrap();
+        let first = bert.forward_for_head(&batch.encoder_input(), None, true).unwrap();
         assert_eq!(first.last_hidden_state.dims(), [SENTENCES.len(), 1, 384]);
         let rows = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let cls = full.last_hidden_state.narrow(1, 0, 1).unwrap();

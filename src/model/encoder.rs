@@ -187,23 +187,23 @@ impl BertSelfAttention {
         x.reshape((b, t, self.num_heads, self.head_dim))?.transpose(1, 2)?.contiguous()
     }
 
-    /// `[b, queries, hidden]`: the attention output of the first `queries` positions (all `t`,
-    /// or 1 in a [CLS]-only last layer), their keys and values from every position.
-    fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>, queries: usize) -> Result<Tensor> {
+    /// `[b, n, hidden]`: the attention output of `first`, the first n positions of `x` (all of
+    /// `x`, or [CLS] alone in a [CLS]-only last layer), with keys and values from every position.
+    fn forward(&self, x: &Tensor, first: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
+        let queries = first.dim(1)?;
         if let (None, true, Projections::Stacked(qkv)) = (train, fused::applies(x), &self.projections) {
             // Q of every position comes with K and V in one product; only `queries` rows are read.
             return Ok(fused::attention_stacked(&qkv.forward(x)?, &mask_bias.reshape((b, t))?, self.num_heads, queries)?);
         }
         let [query, key, value] = self.separate()?;
-        let first = first_positions(x, queries)?;
         if train.is_none() && fused::applies(x) {
-            let [q, k, v] = [(query, &first), (key, x), (value, x)].map(|(l, x)| l.forward(x, None));
+            let [q, k, v] = [(query, first), (key, x), (value, x)].map(|(l, x)| l.forward(x, None));
             return Ok(fused::attention(&q?, &k?, &v?, &mask_bias.reshape((b, t))?, self.num_heads)?);
         }
         if queries < t {
             // Inference off the CPU: candle's ops take fewer query rows as they are.
-            let q = self.split_heads(&query.forward(&first, None)?)?;
+            let q = self.split_heads(&query.forward(first, None)?)?;
             let (k, v) = (self.split_heads(&key.forward(x, None)?)?, self.split_heads(&value.forward(x, None)?)?);
             let scores = (autocast::matmul(&q, &k.t()?)? * (1.0 / (self.head_dim as f64).sqrt()))?.broadcast_add(mask_bias)?;
             let probs = softmax_last_dim(&scores, false)?;
@@ -282,8 +282,9 @@ impl BertLayer {
 
     /// `[b, queries, hidden]`: the layer's output for the first `queries` positions.
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, train: Option<&DropoutRng>, queries: usize) -> Result<Tensor> {
-        let attended = self.attention.forward(x, mask_bias, train, queries)?;
-        let x = self.attention_output.forward(&attended, &first_positions(x, queries)?, train)?;
+        let first = first_positions(x, queries)?;
+        let attended = self.attention.forward(x, &first, mask_bias, train)?;
+        let x = self.attention_output.forward(&attended, &first, train)?;
         if let (Dense::Int8(q), HiddenAct::Gelu, None) = (&self.intermediate, self.activation, train) {
             return self.output.forward(&q.forward_gelu(&x)?, &x, train);
         }
@@ -349,17 +350,18 @@ impl BertModel {
 
     /// Runs the encoder. `train` switches dropout on (with its random source); `None` = inference.
     pub fn forward(&self, input: &EncoderInput, train: Option<&DropoutRng>) -> Result<EncoderOutput> {
-        crate::parallel::in_pool(|| self.forward_here(input, train, false))
+        self.forward_for_head(input, train, false)
     }
 
-    /// Inference for heads that read only the first position ([CLS]: the pooler, CLS pooling).
-    /// The last layer computes that position alone — its keys and values still come from every
+    /// [`Self::forward`] for a head; `first_position_only`: it reads only the first position
+    /// ([CLS]: the pooler, CLS pooling). Then inference (`train` = `None`; training ignores it)
+    /// runs the last layer on that position alone — its keys and values still come from every
     /// position, so the result is the full encoder's row — which skips three quarters of that
     /// layer's products or more (the stacked int8 Q, K, V still run on every position; the
     /// output projection, FFN and attention rows on [CLS] only): with 6 layers, an eighth of the
-    /// encoder. `last_hidden_state` is `[batch, 1, hidden]`.
-    pub fn forward_first_position(&self, input: &EncoderInput) -> Result<EncoderOutput> {
-        crate::parallel::in_pool(|| self.forward_here(input, None, true))
+    /// encoder. `last_hidden_state` is then `[batch, 1, hidden]`.
+    pub fn forward_for_head(&self, input: &EncoderInput, train: Option<&DropoutRng>, first_position_only: bool) -> Result<EncoderOutput> {
+        crate::parallel::in_pool(|| self.forward_here(input, train, first_position_only && train.is_none()))
     }
 
     fn forward_here(&self, input: &EncoderInput, train: Option<&DropoutRng>, first_only: bool) -> Result<EncoderOutput> {

@@ -22,7 +22,7 @@ pub enum Pooling {
 
 impl Pooling {
     /// Whether only the first position ([CLS]) is read, so that inference may run the last
-    /// encoder layer on that position alone (`BertModel::forward_first_position`).
+    /// encoder layer on that position alone (`BertModel::forward_for_head`).
     pub fn reads_first_position_only(self) -> bool {
         matches!(self, Pooling::Pooler | Pooling::Cls)
     }

@@ -173,7 +173,7 @@ impl Model {
     }
 
     /// Runs the encoder over `seqs` in chunks, handing each chunk's output to `each`;
-    /// `first_position_only`: the caller reads only [CLS] (see `BertModel::forward_first_position`).
+    /// `first_position_only`: the caller reads only [CLS] (see `BertModel::forward_for_head`).
     fn run_chunks<T>(
         &self,
         seqs: &[&Encoded],
@@ -183,9 +183,7 @@ impl Model {
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(self.chunk) {
             let batch = Batch::pad(chunk, self.encoder.tokenizer.pad_id(), &self.encoder.device)?;
-            let input = batch.encoder_input();
-            let bert = &self.encoder.bert;
-            let enc = if first_position_only { bert.forward_first_position(&input)? } else { bert.forward(&input, None)? };
+            let enc = self.encoder.bert.forward_for_head(&batch.encoder_input(), None, first_position_only)?;
             out.extend(each(chunk, &batch, &enc)?);
         }
         Ok(out)
@@ -196,11 +194,7 @@ impl Model {
     /// Classification logits `[batch, labels]` for a padded batch; `train` switches dropout on.
     pub fn classify_logits(&self, batch: &Batch, train: Option<&crate::model::DropoutRng>) -> Result<Tensor> {
         let Head::Classify(head) = &self.head else { return Err(self.wrong_task("classify")) };
-        let (bert, input) = (&self.encoder.bert, batch.encoder_input());
-        let out = match train {
-            None if head.pooling.reads_first_position_only() => bert.forward_first_position(&input)?,
-            _ => bert.forward(&input, train)?,
-        };
+        let out = self.encoder.bert.forward_for_head(&batch.encoder_input(), train, head.pooling.reads_first_position_only())?;
         head.forward(&out, &batch.attention_mask, train)
     }
 

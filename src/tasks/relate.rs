@@ -80,11 +80,7 @@ impl Model {
         };
         let extra = head.extra_embeddings(&tensors)?;
         let input = EncoderInput { extra_embeddings: extra.as_ref(), ..batch.encoder_input() };
-        let bert = &self.encoder.bert;
-        let out = match train {
-            None if head.reads_first_position_only() => bert.forward_first_position(&input)?,
-            _ => bert.forward(&input, train)?,
-        };
+        let out = self.encoder.bert.forward_for_head(&input, train, head.reads_first_position_only())?;
         head.forward(&out, &tensors, &batch.attention_mask, train)
     }
 }
