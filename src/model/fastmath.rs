@@ -152,7 +152,8 @@ pub fn max(x: &[f32]) -> f32 {
             *a = if v > *a { v } else { *a };
         }
     }
-    tail.iter().chain(&acc).copied().fold(f32::NEG_INFINITY, f32::max)
+    // A comparison, not `f32::max`, whose NaN rule is a call to `fmaxf` per value in wasm.
+    tail.iter().chain(&acc).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
 /// Sum, in `LANES` interleaved partial sums.
