@@ -44,6 +44,9 @@ use super::fused::with_f32;
 /// Activations are quantised to `[0, ACT_MAX]`.
 const ACT_MAX: i32 = 127;
 
+/// Fewest rows per thread for which [`Int8Linear::forward_then`] splits by rows, not columns.
+const MIN_ROWS_PER_STRIP: usize = 16;
+
 /// Columns are padded to a multiple of this (the widest register: 16 i32 lanes).
 const COL_ALIGN: usize = 16;
 
@@ -135,32 +138,40 @@ impl Int8Linear {
     /// LayerNorm, which need all of a row's columns). The product is split into strips of rows,
     /// one per thread, so each thread finishes its rows inside the same parallel region: on wasm
     /// threads every region costs a wake-up of the pool (Chromium, q8 1 × 128 on 2 threads).
+    /// Each strip quantises its own rows too, in parallel, instead of the caller quantising all
+    /// of them before the region.
     pub fn forward_rows(&self, x: &Tensor, epilogue: &(dyn Fn(usize, &mut [f32]) + Sync)) -> candle_core::Result<Tensor> {
         let rows = self.check_input(x)?;
-        let qx = with_f32(x, |x| QuantRows::new(x, rows, self.in_dim))?;
+        let (k, kp) = (self.in_dim, padded_k(self.in_dim));
         let mut out = Vec::with_capacity(rows * self.out_dim);
         let ptr = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast());
-        let kp = padded_k(self.in_dim);
-        let run = |i: usize, h: usize| {
-            let (a, c) = (&qx.q[i * kp..(i + h) * kp], ptr.get());
-            // SAFETY: rows `i..i + h` of `out`, which only this strip touches.
-            let c = unsafe { c.add(i * self.out_dim) };
-            let p = Product { m: h, j: 0, n: self.cols, kp, cols: self.cols, out_dim: self.out_dim, a, sa: &qx.scale[i..i + h], za: &qx.zero[i..i + h], layer: self, c };
-            unsafe { kernel()(&p) }
-            for r in 0..h {
-                epilogue(i + r, unsafe { core::slice::from_raw_parts_mut(c.add(r * self.out_dim), self.out_dim) });
+        with_f32(x, |x| {
+            let run = |i: usize, h: usize| {
+                let qx = QuantRows::new(&x[i * k..(i + h) * k], h, k);
+                // SAFETY: rows `i..i + h` of `out`, which only this strip touches.
+                let c = unsafe { ptr.get().add(i * self.out_dim) };
+                let p = Product { m: h, j: 0, n: self.cols, kp, cols: self.cols, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c };
+                unsafe { kernel()(&p) }
+                for r in 0..h {
+                    // SAFETY: row r of the strip, which the kernel has just written.
+                    epilogue(i + r, unsafe { core::slice::from_raw_parts_mut(c.add(r * self.out_dim), self.out_dim) });
+                }
+            };
+            match self.row_strip(rows) {
+                Some(strip) => (0..rows.div_ceil(strip)).into_par_iter().for_each(|s| run(s * strip, strip.min(rows - s * strip))),
+                None => run(0, rows),
             }
-        };
-        let threads = rayon::current_num_threads();
-        if threads > 1 && rows >= 2 && rows * self.out_dim * self.in_dim >= 1 << 16 {
-            let strip = rows.div_ceil(threads);
-            (0..rows.div_ceil(strip)).into_par_iter().for_each(|s| run(s * strip, strip.min(rows - s * strip)));
-        } else {
-            run(0, rows);
-        }
+        })?;
         // SAFETY: the row strips wrote every element (see `Product::put`).
         unsafe { out.set_len(rows * self.out_dim) };
         self.shaped(out, x.dims())
+    }
+
+    /// Rows per thread when `rows` input rows are worth splitting over the pool; `None` for one
+    /// thread or a product too small to pay for waking it.
+    fn row_strip(&self, rows: usize) -> Option<usize> {
+        let threads = rayon::current_num_threads();
+        (threads > 1 && rows >= 2 && rows * self.out_dim * self.in_dim >= 1 << 16).then(|| rows.div_ceil(threads))
     }
 
     /// The number of input rows, or an error naming the mismatch.
@@ -179,8 +190,18 @@ impl Int8Linear {
         Tensor::from_vec(out, shape, &Device::Cpu)
     }
 
+    /// Strips of rows (each quantising its own, [`Self::forward_rows`]) where there are enough
+    /// rows for every thread to get whole tiles; otherwise the rows are quantised once and the
+    /// columns split (a single [CLS] row, short texts).
     fn forward_then(&self, x: &Tensor, epilogue: Option<fn(&mut [f32])>) -> candle_core::Result<Tensor> {
         let rows = self.check_input(x)?;
+        if self.row_strip(rows).is_some_and(|strip| strip >= MIN_ROWS_PER_STRIP) {
+            return self.forward_rows(x, &|_, row| {
+                if let Some(f) = epilogue {
+                    f(row)
+                }
+            });
+        }
         let qx = with_f32(x, |x| QuantRows::new(x, rows, self.in_dim))?;
         let mut out = Vec::with_capacity(rows * self.out_dim);
         self.product_with(kernel(), &qx, rows, &mut out.spare_capacity_mut()[..rows * self.out_dim], epilogue);
@@ -850,17 +871,24 @@ mod tests {
         }
     }
 
-    /// Strips of rows give the bits of strips of columns, and the epilogue sees every row once,
-    /// whole, with its index.
+    /// Strips of rows, each quantising its own rows, give the bits of strips of columns over rows
+    /// quantised at once (and so does `forward`, whichever it picks), and the epilogue sees every
+    /// row once, whole, with its index.
     #[test]
     fn row_strips_equal_column_strips() {
         for (m, n, k) in [(1, 5, 70), (2, 9, 384), (17, 13, 203), (128, 100, 64), (40, 384, 1536)] {
             let (l, _) = layer(n, k, 5);
-            let x = Tensor::from_vec(input(m, k), (m, k), &Device::Cpu).unwrap();
-            let mut want = rows(&l.forward(&x).unwrap());
+            let x = input(m, k);
+            // Column strips over the pool, all rows quantised at once.
+            let mut cols = vec![MaybeUninit::new(f32::NAN); m * n];
+            l.product_with(kernel(), &QuantRows::new(&x, m, k), m, &mut cols, None);
+            let cols: Vec<Vec<f32>> = cols.chunks(n).map(|r| r.iter().map(|v| unsafe { v.assume_init() }).collect()).collect();
+            let t = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+            assert_eq!(rows(&l.forward(&t).unwrap()), cols, "{m}x{n}x{k}: forward");
+            let mut want = cols;
             want.iter_mut().enumerate().for_each(|(i, row)| row.iter_mut().for_each(|v| *v = *v * 2.0 + i as f32));
-            let got = l.forward_rows(&x, &|i, row| row.iter_mut().for_each(|v| *v = *v * 2.0 + i as f32)).unwrap();
-            assert_eq!(rows(&got), want, "{m}x{n}x{k}");
+            let got = l.forward_rows(&t, &|i, row| row.iter_mut().for_each(|v| *v = *v * 2.0 + i as f32)).unwrap();
+            assert_eq!(rows(&got), want, "{m}x{n}x{k}: row strips");
         }
     }
 
