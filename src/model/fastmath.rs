@@ -188,9 +188,9 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
 /// target the SSE2 baseline (4 lanes); with AVX2 the same loops vectorise 8 wide. Floating-point
 /// results are identical either way (no FMA contraction: Rust does not fuse `a * b + c`).
 macro_rules! wide_simd {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
@@ -207,6 +207,8 @@ macro_rules! wide_simd {
     };
 }
 
+pub(super) use wide_simd;
+
 wide_simd! {
     /// `row ← softmax(row + bias)`.
     pub fn softmax_with_bias(row: &mut [f32], bias: &[f32]) => softmax_with_bias_body
@@ -222,10 +224,16 @@ wide_simd! {
     pub fn gelu_in_place(x: &mut [f32]) => gelu_in_place_body
 }
 
-/// `row ← LayerNorm(row) · γ + β` in place, in two passes as the training forward
-/// (`train_layer_norm.rs`): centre, then square. candle's kernel takes E[x²] − E[x]² in one pass,
-/// which cancels when the mean is large against the spread (test below).
-pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+wide_simd! {
+    /// `row ← LayerNorm(row) · γ + β` in place, in two passes as the training forward
+    /// (`train_layer_norm.rs`): centre, then square. candle's kernel takes E[x²] − E[x]² in one
+    /// pass, which cancels when the mean is large against the spread (test below). The sums run
+    /// in [`LANES`] fixed partial sums, so AVX2 and the baseline give the same bits.
+    pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_row_body
+}
+
+#[inline(always)]
+fn layer_norm_row_body(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f32;
     let mean = sum(row) / n;
     row.iter_mut().for_each(|v| *v -= mean);

@@ -330,26 +330,40 @@ impl QuantRows {
         let mut q = vec![0u8; rows * kp];
         let mut scale = vec![1f32; rows];
         let mut zero = vec![0i32; rows];
-        for (((row, dst), s), z) in x.chunks(k).zip(q.chunks_mut(kp)).zip(&mut scale).zip(&mut zero) {
-            let (lo, hi) = min_max(row);
-            let range = hi - lo;
-            if range > 0.0 {
-                *s = range / ACT_MAX as f32;
-            }
-            let inv = 1.0 / *s;
-            const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³
-            const MAGIC_BITS: i32 = 0x4B40_0000; // its bit pattern: MAGIC + n has bits MAGIC_BITS + n
-            *z = ((-lo * inv + MAGIC).to_bits() as i32 - MAGIC_BITS).clamp(0, ACT_MAX);
-            let shifted = MAGIC + *z as f32;
-            for (d, v) in dst.iter_mut().zip(row) {
-                *d = ((v * inv + shifted).to_bits() as i32 - MAGIC_BITS).clamp(0, ACT_MAX) as u8;
-            }
-        }
+        quantize_rows(x, k, &mut q, &mut scale, &mut zero);
         QuantRows { q, scale, zero }
     }
 }
 
+super::fastmath::wide_simd! {
+    /// The body of [`QuantRows::new`], compiled for AVX2 where the CPU has it: the SSE2 baseline
+    /// has no 32-bit min / max, so the clamp took three instructions per four values and the pass
+    /// was 3.5 % of native q8 time (`perf`, AMD EPYC).
+    fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], scale: &mut [f32], zero: &mut [i32]) => quantize_rows_body
+}
+
+#[inline(always)]
+fn quantize_rows_body(x: &[f32], k: usize, q: &mut [u8], scale: &mut [f32], zero: &mut [i32]) {
+    let kp = padded_k(k);
+    for (((row, dst), s), z) in x.chunks(k).zip(q.chunks_mut(kp)).zip(scale).zip(zero) {
+        let (lo, hi) = min_max(row);
+        let range = hi - lo;
+        if range > 0.0 {
+            *s = range / ACT_MAX as f32;
+        }
+        let inv = 1.0 / *s;
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³
+        const MAGIC_BITS: i32 = 0x4B40_0000; // its bit pattern: MAGIC + n has bits MAGIC_BITS + n
+        *z = ((-lo * inv + MAGIC).to_bits() as i32 - MAGIC_BITS).clamp(0, ACT_MAX);
+        let shifted = MAGIC + *z as f32;
+        for (d, v) in dst.iter_mut().zip(row) {
+            *d = ((v * inv + shifted).to_bits() as i32 - MAGIC_BITS).clamp(0, ACT_MAX) as u8;
+        }
+    }
+}
+
 /// (min(row ∪ {0}), max(row ∪ {0})), NaNs ignored, in 16 independent lanes.
+#[inline(always)]
 fn min_max(row: &[f32]) -> (f32, f32) {
     let (mut lo, mut hi) = ([0f32; 16], [0f32; 16]);
     let chunks = row.chunks_exact(16);
