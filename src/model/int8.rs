@@ -31,8 +31,10 @@
 //!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add;
 //! - anything else: plain Rust, also the reference the others are tested against.
 //!
-//! k is padded with zeros to a multiple of 4 and the columns to a multiple of [`COL_ALIGN`];
-//! output columns are split into one strip per thread.
+//! k is padded with zeros to a multiple of 4 and the columns to a multiple of [`COL_ALIGN`].
+//! Each product is split into one strip per thread: of rows where every thread gets at least
+//! [`MIN_ROWS_PER_STRIP`] (each strip quantising its own rows) or the product ends in a per-row
+//! epilogue, else of columns (one [CLS] row, short texts).
 
 use core::mem::MaybeUninit;
 
