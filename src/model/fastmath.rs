@@ -152,7 +152,7 @@ pub fn max(x: &[f32]) -> f32 {
             *a = if v > *a { v } else { *a };
         }
     }
-    // A comparison, not `f32::max`, whose NaN rule is a call to `fmaxf` per value in wasm.
+    // A comparison, not `f32::max`, whose NaN rule makes it a call to `fmaxf` in wasm.
     tail.iter().chain(&acc).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 

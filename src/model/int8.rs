@@ -242,6 +242,18 @@ impl Int8Linear {
     }
 }
 
+impl Int8Linear {
+    /// [`Self::product_with`] (column strips, no epilogue) into a buffer filled with NaN first,
+    /// for the kernel checks and tests: an element a kernel leaves unwritten stays NaN and fails
+    /// their comparisons.
+    fn product_nan_filled(&self, kernel: Kernel, qx: &QuantRows, m: usize) -> Vec<f32> {
+        let mut out = vec![MaybeUninit::new(f32::NAN); m * self.out_dim];
+        self.product_with(kernel, qx, m, &mut out, None);
+        // SAFETY: every element was initialised (NaN) before the product.
+        out.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+}
+
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 // SAFETY: the strips write disjoint columns.
@@ -454,12 +466,7 @@ pub fn check_kernels() -> Result<Vec<&'static str>, String> {
         let layer = Int8Linear::new(&synthetic_weights(n, k), (0..n).map(|j| 0.01 + j as f32 * 1e-3).collect(), vec![0.5; n], n, k);
         let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1013) as f32 / 506.0 - 1.3) * if i % 97 == 0 { 8.0 } else { 1.0 }).collect();
         let qx = QuantRows::new(&x, m, k);
-        let run = |kernel: Kernel| {
-            // NaN-filled, so that an element a kernel leaves unwritten shows as a difference.
-            let mut c = vec![MaybeUninit::new(f32::NAN); m * n];
-            layer.product_with(kernel, &qx, m, &mut c, None);
-            c.into_iter().map(|v| unsafe { v.assume_init() }).collect::<Vec<f32>>()
-        };
+        let run = |kernel: Kernel| layer.product_nan_filled(kernel, &qx, m);
         let want = run(portable);
         if let Some(at) = want.iter().position(|v| v.is_nan()) {
             return Err(format!("the portable int8 kernel left output {at} unwritten at {m}x{n}x{k}"));
@@ -828,9 +835,7 @@ mod tests {
             let x = input(m, k);
             let qx = QuantRows::new(&x, m, k);
             // NaN where the kernel writes nothing: `assert_eq` below fails on any NaN.
-            let mut slow = vec![MaybeUninit::new(f32::NAN); m * n];
-            l.product_with(portable, &qx, m, &mut slow, None);
-            let slow: Vec<f32> = slow.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+            let slow = l.product_nan_filled(portable, &qx, m);
             let t = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
             let y: Vec<f32> = l.forward(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(y, slow, "{m}x{n}x{k}: forward ({})", kernel_name());
@@ -908,9 +913,7 @@ mod tests {
             let (l, _) = layer(n, k, 5);
             let x = input(m, k);
             // Column strips over the pool, all rows quantised at once.
-            let mut cols = vec![MaybeUninit::new(f32::NAN); m * n];
-            l.product_with(kernel(), &QuantRows::new(&x, m, k), m, &mut cols, None);
-            let cols: Vec<Vec<f32>> = cols.chunks(n).map(|r| r.iter().map(|v| unsafe { v.assume_init() }).collect()).collect();
+            let cols: Vec<Vec<f32>> = l.product_nan_filled(kernel(), &QuantRows::new(&x, m, k), m).chunks(n).map(|r| r.to_vec()).collect();
             let t = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
             assert_eq!(rows(&l.forward(&t).unwrap()), cols, "{m}x{n}x{k}: forward");
             let mut want = cols;
