@@ -16,7 +16,11 @@
 //! same integers, so native, Node and Chromium agree exactly.
 //!
 //! The weights are repacked once, at load, so that one SIMD register holds consecutive output
-//! columns: `[k / 4][columns][4]` (four consecutive k of a column side by side). A kernel then
+//! columns: `[columns / 16][k / 4][16][4]` (four consecutive k of a column side by side, panels
+//! of 16 columns each contiguous over k, so each k-quad of a panel is one 64-byte cache line).
+//! Panel-major because a tile walks one panel down all of k: in `[k / 4][columns][4]` its steps
+//! were a row of the whole matrix apart (1.5–6 KB), which maps them onto 2–8 of L1's 64 sets, so
+//! a panel of 96–384 lines could not stay in L1 and came from L2 at every tile. A kernel then
 //! broadcasts four bytes of an input row and multiplies them with 16 (or 8, or 4) columns at
 //! once, accumulating each column in its own i32 lane: no horizontal sums in the inner loop, no
 //! packing of the activations. Kernels, chosen once per process by what the CPU or build has:
@@ -49,11 +53,23 @@ const ACT_MAX: i32 = 127;
 /// Fewest rows per thread for which [`Int8Linear::forward_then`] splits by rows, not columns.
 const MIN_ROWS_PER_STRIP: usize = 16;
 
-/// Columns are padded to a multiple of this (the widest register: 16 i32 lanes).
-const COL_ALIGN: usize = 16;
+/// Columns per panel of the packed weights: one k-quad of a panel is a 64-byte cache line.
+const PANEL: usize = 16;
+
+/// Bytes from one k-quad of a packed panel to the next.
+const PANEL_STEP: usize = PANEL * 4;
+
+/// Columns are padded to a multiple of this (the widest register: 16 i32 lanes; a whole panel).
+const COL_ALIGN: usize = PANEL;
 
 fn padded_k(k: usize) -> usize {
     k.div_ceil(4) * 4
+}
+
+/// Where weight `[j][k]` sits in [`Int8Linear::packed`] (`kp` = [`padded_k`]).
+#[inline(always)]
+fn packed_index(kp: usize, j: usize, k: usize) -> usize {
+    ((j / PANEL * kp + k) / 4 * PANEL + j % PANEL) * 4 + k % 4
 }
 
 /// A linear layer with int8 weights.
@@ -62,7 +78,7 @@ pub struct Int8Linear {
     in_dim: usize,
     /// `out_dim` rounded up to [`COL_ALIGN`].
     cols: usize,
-    /// `[padded_k / 4][cols][4]`, zeros in the padding.
+    /// `[cols / PANEL][padded_k / 4][PANEL][4]` ([`packed_index`]), zeros in the padding.
     packed: Vec<i8>,
     /// Per output column (zero in the padding).
     scale: Vec<f32>,
@@ -79,7 +95,7 @@ impl Int8Linear {
         let mut packed = vec![0i8; kp * cols];
         for (j, row) in q.chunks(in_dim).enumerate() {
             for (k, &v) in row.iter().enumerate() {
-                packed[((k / 4) * cols + j) * 4 + k % 4] = v;
+                packed[packed_index(kp, j, k)] = v;
             }
         }
         let mut col_sum: Vec<i32> = q.chunks(in_dim).map(|r| r.iter().map(|&v| v as i32).sum()).collect();
@@ -101,7 +117,7 @@ impl Int8Linear {
         let (mut q, mut scale, mut bias) = (Vec::new(), Vec::new(), Vec::new());
         for l in parts {
             for j in 0..l.out_dim {
-                q.extend((0..in_dim).map(|k| l.packed[((k / 4) * l.cols + j) * 4 + k % 4]));
+                q.extend((0..in_dim).map(|k| l.packed[packed_index(padded_k(in_dim), j, k)]));
             }
             scale.extend_from_slice(&l.scale[..l.out_dim]);
             bias.extend_from_slice(l.bias());
@@ -115,7 +131,7 @@ impl Int8Linear {
         let mut w = vec![0f32; self.out_dim * self.in_dim];
         for j in 0..self.out_dim {
             for k in 0..self.in_dim {
-                w[j * self.in_dim + k] = self.packed[((k / 4) * self.cols + j) * 4 + k % 4] as f32 * self.scale[j];
+                w[j * self.in_dim + k] = self.packed[packed_index(padded_k(self.in_dim), j, k)] as f32 * self.scale[j];
             }
         }
         w
@@ -152,7 +168,7 @@ impl Int8Linear {
                 let qx = QuantRows::new(&x[i * k..(i + h) * k], h, k);
                 // SAFETY: rows `i..i + h` of `out`, which only this strip touches.
                 let c = unsafe { ptr.get().add(i * self.out_dim) };
-                let p = Product { m: h, j: 0, n: self.cols, kp, cols: self.cols, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c };
+                let p = Product { m: h, j: 0, n: self.cols, kp, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c };
                 unsafe { kernel()(&p) }
                 for r in 0..h {
                     // SAFETY: row r of the strip, which the kernel has just written.
@@ -221,7 +237,7 @@ impl Int8Linear {
         let threads = rayon::current_num_threads();
         let ptr = OutPtr(out.as_mut_ptr().cast());
         let run = |j: usize, w: usize| {
-            let p = Product { m, j, n: w, kp: padded_k(self.in_dim), cols: self.cols, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c: ptr.get() };
+            let p = Product { m, j, n: w, kp: padded_k(self.in_dim), out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c: ptr.get() };
             // SAFETY: each strip writes only its own columns `j..j + w` of `out`.
             unsafe { kernel(&p) }
             let (end, c) = ((j + w).min(self.out_dim), ptr.get());
@@ -273,7 +289,6 @@ struct Product<'a> {
     j: usize,
     n: usize,
     kp: usize,
-    cols: usize,
     out_dim: usize,
     a: &'a [u8],
     sa: &'a [f32],
@@ -289,10 +304,19 @@ impl Product<'_> {
         (self.a.as_ptr().add(i * self.kp + q * 4) as *const i32).read_unaligned()
     }
 
-    /// Packed weights of k-quad `q`, from column `j`.
+    /// Packed weights of k-quad `q`, from column `j` to the end of its panel (at most
+    /// `PANEL - j % PANEL` columns); k-quad `q + 1` of the same columns is [`PANEL_STEP`] bytes on.
     #[inline(always)]
     unsafe fn weights(&self, q: usize, j: usize) -> *const i8 {
-        self.layer.packed.as_ptr().add((q * self.cols + j) * 4)
+        self.layer.packed.as_ptr().add(packed_index(self.kp, j, 4 * q))
+    }
+
+    /// [`Self::weights`] at k-quad 0 for each of `C` registers of `width` columns from `j` (each
+    /// within one panel, as `width` divides [`PANEL`]), for a tile to step down k.
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    #[inline(always)]
+    unsafe fn panel_starts<const C: usize>(&self, j: usize, width: usize) -> [*const i8; C] {
+        core::array::from_fn(|c| self.weights(0, j + c * width))
     }
 
     /// Four bytes of row `i` at k-quad `q`, in every 32-bit lane (one load, no shuffle).
@@ -489,9 +513,11 @@ unsafe fn portable(p: &Product) {
         dots.fill(0);
         for q in 0..p.kp / 4 {
             let a = p.quad(i, q).to_le_bytes();
-            let w = core::slice::from_raw_parts(p.weights(q, p.j), p.n * 4);
-            for (d, col) in dots.iter_mut().zip(w.chunks_exact(4)) {
-                *d += (0..4).map(|t| a[t] as i32 * col[t] as i32).sum::<i32>();
+            for (panel, dots) in dots.chunks_mut(PANEL).enumerate() {
+                let w = core::slice::from_raw_parts(p.weights(q, p.j + panel * PANEL), PANEL_STEP);
+                for (d, col) in dots.iter_mut().zip(w.chunks_exact(4)) {
+                    *d += (0..4).map(|t| a[t] as i32 * col[t] as i32).sum::<i32>();
+                }
             }
         }
         p.put(i, p.j, &dots);
@@ -549,7 +575,7 @@ macro_rules! tiles {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Product;
+    use super::{Product, PANEL_STEP};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -561,9 +587,9 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile_vnni<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
         let mut acc = [[_mm512_setzero_si512(); C]; R];
+        let b = p.panel_starts::<C>(j, 16);
         for q in 0..p.kp / 4 {
-            let b = p.weights(q, j);
-            let bv: [__m512i; C] = core::array::from_fn(|c| _mm512_loadu_si512(b.add(c * 64) as *const _));
+            let bv: [__m512i; C] = core::array::from_fn(|c| _mm512_loadu_si512(b[c].add(q * PANEL_STEP) as *const _));
             for r in 0..R {
                 let a = _mm512_set1_epi32(p.quad(i + r, q));
                 for c in 0..C {
@@ -597,9 +623,9 @@ mod x86 {
     unsafe fn tile_avx2<const R: usize, const C: usize>(p: &Product, i: usize, j: usize) {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); C]; R];
+        let b = p.panel_starts::<C>(j, 8);
         for q in 0..p.kp / 4 {
-            let b = p.weights(q, j);
-            let bv: [__m256i; C] = core::array::from_fn(|c| _mm256_loadu_si256(b.add(c * 32) as *const _));
+            let bv: [__m256i; C] = core::array::from_fn(|c| _mm256_loadu_si256(b[c].add(q * PANEL_STEP) as *const _));
             for r in 0..R {
                 let a = _mm256_set1_epi32(p.quad(i + r, q));
                 for c in 0..C {
@@ -620,13 +646,15 @@ mod x86 {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    use super::PANEL_STEP;
     use super::Product;
     use core::arch::wasm32::*;
 
-    /// Columns per panel: 2 registers of 4, in tiles of 4 rows: 8 accumulators, 2 weight
+    /// Columns per widened panel: 2 registers of 4, in tiles of 4 rows: 8 accumulators, 2 weight
     /// registers, 4 broadcasts and the dot's temporary fit the 15 xmm registers V8 allocates on
     /// x86-64. (3 × 3 needs 16: Node 20 spilled an accumulator to the stack every step.)
-    const PANEL: usize = 8;
+    const WIDE: usize = 8;
     const ROWS: usize = 4;
 
     /// [`Product::put`] for one register of four columns, from the register: the same operations
@@ -655,10 +683,10 @@ mod simd128 {
     /// a broadcast per row and a dot + add per accumulator.
     pub unsafe fn kernel(p: &Product) {
         let a16: Vec<i16> = p.a[..p.m * p.kp].iter().map(|&v| v as i16).collect();
-        let mut panel = vec![0i16; p.kp * PANEL];
+        let mut panel = vec![0i16; p.kp * WIDE];
         let mut j = p.j;
         while j < p.j + p.n {
-            let regs = ((p.j + p.n - j) / 4).min(PANEL / 4);
+            let regs = ((p.j + p.n - j) / 4).min(WIDE / 4);
             widen_panel(p, j, regs, &mut panel);
             let mut i = 0;
             while i < p.m {
@@ -670,7 +698,7 @@ mod simd128 {
         }
     }
 
-    /// Columns `j..j + 4 · regs` of the packed weights (`[k / 4][cols][4]`, i8) into `panel` as
+    /// Columns `j..j + 4 · regs` of the packed weights (i8, four k of a column side by side) into `panel` as
     /// `[k / 2][4 · regs][2]` i16. A 16-byte load holds 4 columns × 4 k; widened, its halves hold
     /// columns 0–1 and 2–3, and the even / odd 32-bit lanes of the two are k 0–1 / k 2–3 of all four.
     #[inline(always)]
@@ -786,9 +814,9 @@ mod simd128 {
     #[inline(always)]
     unsafe fn tile_with<const R: usize, const C: usize>(p: &Product, i: usize, j: usize, step: impl Fn(v128, v128, v128) -> v128) {
         let mut acc = [[i32x4_splat(0); C]; R];
+        let b = p.panel_starts::<C>(j, 4);
         for q in 0..p.kp / 4 {
-            let b = p.weights(q, j);
-            let bv: [v128; C] = core::array::from_fn(|c| v128_load(b.add(c * 16) as *const v128));
+            let bv: [v128; C] = core::array::from_fn(|c| v128_load(b[c].add(q * PANEL_STEP) as *const v128));
             for r in 0..R {
                 let a = p.quad_splat(i + r, q);
                 for c in 0..C {
