@@ -161,28 +161,43 @@ impl Int8Linear {
     pub fn forward_rows(&self, x: &Tensor, epilogue: &(dyn Fn(usize, &mut [f32]) + Sync)) -> candle_core::Result<Tensor> {
         let rows = self.check_input(x)?;
         let (k, kp) = (self.in_dim, padded_k(self.in_dim));
-        let mut out = Vec::with_capacity(rows * self.out_dim);
-        let ptr = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast());
-        with_f32(x, |x| {
-            let run = |i: usize, h: usize| {
-                let qx = QuantRows::new(&x[i * k..(i + h) * k], h, k);
-                // SAFETY: rows `i..i + h` of `out`, which only this strip touches.
-                let c = unsafe { ptr.get().add(i * self.out_dim) };
-                let p = Product { m: h, j: 0, n: self.cols, kp, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c };
-                unsafe { kernel()(&p) }
-                for r in 0..h {
-                    // SAFETY: row r of the strip, which the kernel has just written.
-                    epilogue(i + r, unsafe { core::slice::from_raw_parts_mut(c.add(r * self.out_dim), self.out_dim) });
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            let ptr = OutPtr(out.as_mut_ptr().cast());
+            with_f32(x, |x| {
+                let run = |i: usize, h: usize| {
+                    let qx = QuantRows::new(&x[i * k..(i + h) * k], h, k);
+                    // SAFETY: rows `i..i + h` of `out`, which only this strip touches.
+                    let c = unsafe { ptr.get().add(i * self.out_dim) };
+                    let p = Product { m: h, j: 0, n: self.cols, kp, out_dim: self.out_dim, a: &qx.q, sa: &qx.scale, za: &qx.zero, layer: self, c };
+                    unsafe { kernel()(&p) }
+                    for r in 0..h {
+                        // SAFETY: row r of the strip, which the kernel has just written.
+                        epilogue(i + r, unsafe { core::slice::from_raw_parts_mut(c.add(r * self.out_dim), self.out_dim) });
+                    }
+                };
+                match self.row_strip(rows) {
+                    Some(strip) => (0..rows.div_ceil(strip)).into_par_iter().for_each(|s| run(s * strip, strip.min(rows - s * strip))),
+                    None => run(0, rows),
                 }
-            };
-            match self.row_strip(rows) {
-                Some(strip) => (0..rows.div_ceil(strip)).into_par_iter().for_each(|s| run(s * strip, strip.min(rows - s * strip))),
-                None => run(0, rows),
-            }
-        })?;
-        // SAFETY: the row strips wrote every element (see `Product::put`).
-        unsafe { out.set_len(rows * self.out_dim) };
-        self.shaped(out, x.dims())
+            })
+        };
+        // SAFETY: the row strips cover all rows and each writes every element of its rows (see
+        // `Product::put`).
+        unsafe { self.written_output(rows, x.dims(), write) }
+    }
+
+    /// An output `[rows, out_dim]` that `write` fills, uninitialised until then (zeroing it first
+    /// was 2–3 % of native q8 time, `perf`, AMD EPYC), as a tensor of the input's leading `dims`.
+    ///
+    /// # Safety
+    /// `write` must initialise every element of the slice it is given whenever it returns `Ok`.
+    unsafe fn written_output(&self, rows: usize, dims: &[usize], write: impl FnOnce(&mut [MaybeUninit<f32>]) -> candle_core::Result<()>) -> candle_core::Result<Tensor> {
+        let n = rows * self.out_dim;
+        let mut out = Vec::with_capacity(n);
+        write(&mut out.spare_capacity_mut()[..n])?;
+        // SAFETY: `write` initialised all `n` elements (the caller's contract).
+        unsafe { out.set_len(n) };
+        self.shaped(out, dims)
     }
 
     /// Rows per thread when `rows` input rows are worth splitting over the pool; `None` for one
@@ -221,17 +236,18 @@ impl Int8Linear {
             });
         }
         let qx = with_f32(x, |x| QuantRows::new(x, rows, self.in_dim))?;
-        let mut out = Vec::with_capacity(rows * self.out_dim);
-        self.product_with(kernel(), &qx, rows, &mut out.spare_capacity_mut()[..rows * self.out_dim], epilogue);
-        // SAFETY: the product wrote every element (see `Product::put`).
-        unsafe { out.set_len(rows * self.out_dim) };
-        self.shaped(out, x.dims())
+        // SAFETY: the product writes every element of its output (see `Product::put`).
+        unsafe {
+            self.written_output(rows, x.dims(), |out| {
+                self.product_with(kernel(), &qx, rows, out, epilogue);
+                Ok(())
+            })
+        }
     }
 
     /// `out[i][j] = bias[j] + sx[i] · scale[j] · (ux[i] · weight[j] − zx[i] · col_sum[j])`,
     /// column strips over the pool, `epilogue` applied to each row of each strip. Every element
-    /// of `out` (`[m, out_dim]`) is written, so it need not be initialised: the zeroing of the
-    /// output (`vec![0.0; n]`) was 2–3 % of native q8 time (`perf`, AMD EPYC).
+    /// of `out` (`[m, out_dim]`) is written, so it need not be initialised.
     fn product_with(&self, kernel: Kernel, qx: &QuantRows, m: usize, out: &mut [MaybeUninit<f32>], epilogue: Option<fn(&mut [f32])>) {
         assert_eq!(out.len(), m * self.out_dim, "int8 product: output of the wrong size");
         let threads = rayon::current_num_threads();
