@@ -305,8 +305,8 @@ fn softmax_body(row: &mut [f32]) {
 /// Values per step of the blocked exp below: four AVX2 registers natively. The exp is a chain of
 /// ~20 dependent operations (~70 cycles), and with one register per iteration the core could not
 /// overlap enough iterations to keep its pipes busy (`perf annotate`: the samples piled on the
-/// chain's last steps). Written step by step over the block, the registers go
-/// through the chain side by side: softmax 15 → 11 % of native q8 time at 1 × 512 (AMD EPYC).
+/// chain's last steps). Written step by step over the block, the registers go through the chain
+/// side by side: softmax 15 → 11 % of native q8 time at 1 × 512 (AMD EPYC).
 /// One register in wasm, where two measured the same in Node 20 and V8 has half the registers.
 #[cfg(not(target_arch = "wasm32"))]
 const BLOCK: usize = 32;
@@ -314,7 +314,9 @@ const BLOCK: usize = 32;
 const BLOCK: usize = 4;
 
 /// [`exp_with`] of `v − m` for a block, one step over the whole block before the next (the same
-/// operations in the same order per value, so the same bits).
+/// operations in the same order per value, so the same bits; tested). A second copy of the
+/// polynomial on purpose: one lane-generic version for both vectorised worse (softmax 7.1 → 11.4 %
+/// of native q8 samples, BENCHMARKS.md).
 #[inline(always)]
 fn exp_shifted_block(v: &mut [f32; BLOCK], m: f32, k: &Constants) {
     let mut shifted = [0f32; BLOCK];

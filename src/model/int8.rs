@@ -117,7 +117,7 @@ impl Int8Linear {
         let (mut q, mut scale, mut bias) = (Vec::new(), Vec::new(), Vec::new());
         for l in parts {
             for j in 0..l.out_dim {
-                q.extend((0..in_dim).map(|k| l.packed[packed_index(padded_k(in_dim), j, k)]));
+                q.extend((0..in_dim).map(|k| l.stored(j, k)));
             }
             scale.extend_from_slice(&l.scale[..l.out_dim]);
             bias.extend_from_slice(l.bias());
@@ -131,10 +131,15 @@ impl Int8Linear {
         let mut w = vec![0f32; self.out_dim * self.in_dim];
         for j in 0..self.out_dim {
             for k in 0..self.in_dim {
-                w[j * self.in_dim + k] = self.packed[packed_index(padded_k(self.in_dim), j, k)] as f32 * self.scale[j];
+                w[j * self.in_dim + k] = self.stored(j, k) as f32 * self.scale[j];
             }
         }
         w
+    }
+
+    /// The int8 weight `[j][k]` as stored (before packing).
+    fn stored(&self, j: usize, k: usize) -> i8 {
+        self.packed[packed_index(padded_k(self.in_dim), j, k)]
     }
 
     pub fn bias(&self) -> &[f32] {
@@ -714,8 +719,8 @@ mod simd128 {
         }
     }
 
-    /// Columns `j..j + 4 · regs` of the packed weights (i8, four k of a column side by side) into `panel` as
-    /// `[k / 2][4 · regs][2]` i16. A 16-byte load holds 4 columns × 4 k; widened, its halves hold
+    /// Columns `j..j + 4 · regs` of the packed weights (i8, four k of a column side by side) into
+    /// `panel` as `[k / 2][4 · regs][2]` i16. A 16-byte load holds 4 columns × 4 k; widened, its halves hold
     /// columns 0–1 and 2–3, and the even / odd 32-bit lanes of the two are k 0–1 / k 2–3 of all four.
     #[inline(always)]
     unsafe fn widen_panel(p: &Product, j: usize, regs: usize, panel: &mut [i16]) {
