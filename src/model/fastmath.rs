@@ -184,17 +184,31 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
     tail + acc.iter().sum::<f32>()
 }
 
-/// `pub fn $name(args)` that runs `$body` compiled for AVX2 when the CPU has it. x86-64 builds
-/// target the SSE2 baseline (4 lanes); with AVX2 the same loops vectorise 8 wide. Floating-point
-/// results are identical either way (no FMA contraction: Rust does not fuse `a * b + c`).
+/// `pub fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2, whichever the CPU has.
+/// x86-64 builds target the SSE2 baseline (4 lanes); with AVX2 the same loops vectorise 8 wide,
+/// with AVX-512 16 wide (half the instructions again: native q8 at 1 × 128 and 8 × 128 tokens
+/// 4–6 % faster on an AMD EPYC Zen 4, BENCHMARKS.md). Floating-point results are identical every
+/// way (no FMA contraction: Rust does not fuse `a * b + c`; reductions keep [`LANES`] partial sums).
 macro_rules! wide_simd {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $body:ident) => {
         $(#[$doc])*
-        $vis fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has these features (checked just above).
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($arg: $ty),*) {
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2") {
@@ -212,6 +226,13 @@ pub(super) use wide_simd;
 wide_simd! {
     /// `row ← softmax(row + bias)`.
     pub fn softmax_with_bias(row: &mut [f32], bias: &[f32]) => softmax_with_bias_body
+}
+
+wide_simd! {
+    /// `row ← exp(row + bias − max(row + bias))`, returning the new row's sum: softmax without
+    /// its last pass, for attention, which divides each query's d outputs by the sum instead of
+    /// its t probabilities (fused.rs).
+    pub fn exp_with_bias(row: &mut [f32], bias: &[f32]) -> f32 => exp_with_bias_body
 }
 
 wide_simd! {
@@ -286,20 +307,49 @@ fn normalise_backward_body(dx: &mut [f32], x: &[f32], y: &[f32], g: &[f32], eps:
     }
 }
 
-/// Three vectorisable passes: max, exp, scale.
+/// Two vectorisable passes (bias and max, then exp and sum) and the division.
 #[inline(always)]
-fn softmax_body(row: &mut [f32]) {
-    let m = max(row);
+fn softmax_with_bias_body(row: &mut [f32], bias: &[f32]) {
+    let inv = 1.0 / exp_with_bias_body(row, bias);
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// The bias added and the max taken in one pass, then the exp and the sum in another, the sum in
+/// the same order as [`sum`] (so the same bits as the three passes it replaces; tested): with
+/// its own pass the sum was a chain of dependent adds (a tenth of softmax's samples, `perf
+/// annotate`), which the exp's work now hides.
+#[inline(always)]
+fn exp_with_bias_body(row: &mut [f32], bias: &[f32]) -> f32 {
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let bias = &bias[..row.len()];
+    let ((chunks, tail), (bias_chunks, bias_tail)) = (row.as_chunks_mut::<LANES>(), bias.as_chunks::<LANES>());
+    for (c, b) in chunks.iter_mut().zip(bias_chunks) {
+        for l in 0..LANES {
+            c[l] += b[l];
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    tail.iter_mut().zip(bias_tail).for_each(|(v, &b)| *v += b);
+    // A comparison, not `f32::max`, as in [`max`].
+    let m = tail.iter().chain(&hi).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let k = opaque();
+    let mut acc = [0f32; LANES];
     let (blocks, rest) = row.as_chunks_mut::<BLOCK>();
     for b in blocks {
         exp_shifted_block(b, m, &k);
+        for (i, &v) in b.iter().enumerate() {
+            acc[i % LANES] += v;
+        }
     }
-    for v in rest {
-        *v = exp_with(*v - m, &k);
+    let (chunks, tail) = rest.as_chunks_mut::<LANES>();
+    for c in chunks {
+        for l in 0..LANES {
+            c[l] = exp_with(c[l] - m, &k);
+            acc[l] += c[l];
+        }
     }
-    let inv = 1.0 / sum(row);
-    row.iter_mut().for_each(|v| *v *= inv);
+    tail.iter_mut().for_each(|v| *v = exp_with(*v - m, &k));
+    tail.iter().chain(&acc).sum()
 }
 
 /// Values per step of the blocked exp below: four AVX2 registers natively. The exp is a chain of
@@ -307,11 +357,13 @@ fn softmax_body(row: &mut [f32]) {
 /// overlap enough iterations to keep its pipes busy (`perf annotate`: the samples piled on the
 /// chain's last steps). Written step by step over the block, the registers go through the chain
 /// side by side: softmax 15 → 11 % of native q8 time at 1 × 512 (AMD EPYC).
-/// One register in wasm, where two measured the same in Node 20 and V8 has half the registers.
+/// Two registers in wasm, where two measured the same as one in Node 20 and V8 has half the
+/// registers (a whole number of [`LANES`], for the sum beside it).
 #[cfg(not(target_arch = "wasm32"))]
 const BLOCK: usize = 32;
 #[cfg(target_arch = "wasm32")]
-const BLOCK: usize = 4;
+const BLOCK: usize = 8;
+const _: () = assert!(BLOCK % LANES == 0);
 
 /// [`exp_with`] of `v − m` for a block, one step over the whole block before the next (the same
 /// operations in the same order per value, so the same bits; tested). A second copy of the
@@ -341,12 +393,6 @@ fn exp_shifted_block(v: &mut [f32; BLOCK], m: f32, k: &Constants) {
         let y = p[i] * r[i] * r[i] + r[i] + k.one;
         v[i] = y * f32::from_bits((shifted[i] + k.exponent_bias).to_bits() << 23);
     }
-}
-
-#[inline(always)]
-fn softmax_with_bias_body(row: &mut [f32], bias: &[f32]) {
-    row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b);
-    softmax_body(row)
 }
 
 #[inline(always)]

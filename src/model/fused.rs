@@ -20,7 +20,7 @@ use candle_core::{DType, Storage, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::fastmath::softmax_with_bias;
+use super::fastmath::exp_with_bias;
 
 /// Whether `t` can take the fused kernels.
 pub fn applies(t: &Tensor) -> bool {
@@ -240,8 +240,8 @@ fn attend(
     let mut out = vec![0f32; b * n * hidden];
     let dst = SendPtr(out.as_mut_ptr());
     (0..b * heads).into_par_iter().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(scores, scratch), job| {
+        || [Vec::new(), Vec::new(), Vec::new()],
+        |[scores, sums, scratch], job| {
             let (batch, head) = (job / heads, job % heads);
             let qa = batch * queries.per_sequence * queries.stride + head * d;
             let ka = batch * keys.per_sequence * keys.stride + head * d;
@@ -249,7 +249,7 @@ fn attend(
             // SAFETY: this head's columns of this batch's rows of `out`, which only this job writes.
             unsafe {
                 let out = dst.0.add(batch * n * hidden + head * d);
-                head_attention(d, queries, keys, [&q[qa..], &k[ka..], &v[ka..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, scores, scratch)
+                head_attention(d, queries, keys, [&q[qa..], &k[ka..], &v[ka..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, [scores, sums, scratch])
             }
         },
     );
@@ -265,8 +265,11 @@ struct Rows {
 }
 
 /// One head of `d` columns: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]`
-/// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart).
-/// Natively both products go through gemm. The wasm builds use
+/// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart). The
+/// softmax's exps go into the second product undivided and each query's d outputs are divided by
+/// its sum afterwards: one pass over the `[t, t]` scores fewer, and the sum taken in the exp's
+/// pass (native q8 tag at 1 × 512, one thread, AMD EPYC Zen 4, `perf`: softmax 14.5 → 10.8 % of
+/// samples). Natively both products go through gemm. The wasm builds use
 /// [`super::wasm_gemm::matmul_ab`] for both, broadcasts along rows of the right operand: Q times
 /// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the projections. (Dot
 /// products along rows cost as much in horizontal sums as in products at MiniLM's head size 32,
@@ -284,9 +287,10 @@ unsafe fn head_attention(
     key_bias: &[f32],
     out: *mut f32,
     ldo: usize,
-    scores: &mut Vec<f32>,
-    #[allow(unused_variables)] kt: &mut Vec<f32>,
+    [scores, sums, kt]: [&mut Vec<f32>; 3],
 ) {
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let _ = &kt;
     let (n, t) = (queries.t, keys.t);
     // scores[i][j] = scale · Σ_c q[i][c] k[j][c], rows `ld` apart.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -311,12 +315,18 @@ unsafe fn head_attention(
         matmul_abt(n, t, d, q.as_ptr(), queries.stride, k.as_ptr(), keys.stride, scores.as_mut_ptr(), t, scale, false, false);
         t
     };
-    scores.chunks_mut(ld).for_each(|row| softmax_with_bias(&mut row[..t], key_bias));
-    // out[i][c] = Σ_j p[i][j] v[j][c]
+    sums.clear();
+    sums.extend(scores.chunks_mut(ld).map(|row| exp_with_bias(&mut row[..t], key_bias)));
+    // out[i][c] = Σ_j e[i][j] v[j][c]
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     super::wasm_gemm::matmul_ab(n, d, t, scores.as_ptr(), ld, v.as_ptr(), keys.stride, out, ldo, 1.0);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    gemm(n, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, keys.stride as isize, 0.0, 1.0, false, false, false, Parallelism::None)
+    gemm(n, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, keys.stride as isize, 0.0, 1.0, false, false, false, Parallelism::None);
+    // The softmax's division, on each query's d outputs instead of its t probabilities.
+    for (i, &s) in sums.iter().enumerate() {
+        let inv = 1.0 / s;
+        core::slice::from_raw_parts_mut(out.add(i * ldo), d).iter_mut().for_each(|o| *o *= inv);
+    }
 }
 
 #[cfg(test)]
