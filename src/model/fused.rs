@@ -6,7 +6,8 @@
 //! kernels can use the pool; and candle's attention makes five full passes over the
 //! `[heads, t, t]` scores plus three transposing copies of Q/K/V. Here each head reads Q, K and V
 //! straight out of the linear layers' `[b, t, hidden]` output through strides, computes its
-//! `[t, t]` scores into a per-thread buffer, applies scale, mask and softmax in one pass, and writes
+//! `[t, t]` scores (scaled) into a per-thread buffer, adds the mask and exponentiates in two passes,
+//! multiplies by V and divides by each row's sum, and writes
 //! its slice of the `[b, t, hidden]` result: no transposes, heads in parallel (rayon; the wasm
 //! thread pool in the threaded builds). The matmuls go through `gemm` like candle's natively, and
 //! through our wasm kernels (src/model/wasm_gemm.rs) where they are faster: attention's in every
