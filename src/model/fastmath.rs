@@ -141,21 +141,6 @@ pub(crate) fn contiguous_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &s
 /// vector register (a single running `f32` would force strict left-to-right order, i.e. scalar code).
 const LANES: usize = 8;
 
-/// Largest element (−∞ for an empty slice).
-#[inline(always)]
-pub fn max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    // A comparison, not `f32::max`, whose NaN rule makes it a call to `fmaxf` in wasm.
-    tail.iter().chain(&acc).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
-}
-
 /// Sum, in `LANES` interleaved partial sums.
 #[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
@@ -330,7 +315,7 @@ fn exp_with_bias_body(row: &mut [f32], bias: &[f32]) -> f32 {
         }
     }
     tail.iter_mut().zip(bias_tail).for_each(|(v, &b)| *v += b);
-    // A comparison, not `f32::max`, as in [`max`].
+    // Comparisons, not `f32::max`, whose NaN rule makes it a call to `fmaxf` in wasm.
     let m = tail.iter().chain(&hi).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let k = opaque();
     let mut acc = [0f32; LANES];
