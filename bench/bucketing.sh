@@ -11,7 +11,7 @@ N="${1:-4000}"; T="${2:-$(nproc)}"
 D="$BERT_TASKS_CACHE/data/msra-ner"
 OUT="${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d)}"
 mkdir -p "$OUT"
-cpu="$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $(nproc) cores"
+cpu="$(python3 bench/machine.py)"
 for w in 0 50; do
   run="$(mktemp -d)"
   "$BERT_TASKS_BIN" --threads "$T" train --task tag --decoder crf --model "$BERT_TASKS_CACHE/models/m3e-small" \

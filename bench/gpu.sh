@@ -44,7 +44,7 @@ if ! python3 -c "import sklearn.exceptions" 2>/dev/null; then
   export PYTHONPATH="$PYTHONPATH:/tmp/shim"
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-echo "host CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(nproc) cores" | tee -a "$OUT/gpu.txt"
+echo "host CPU: $(python3 bench/machine.py)" | tee -a "$OUT/gpu.txt"
 M="$BERT_TASKS_CACHE/models/all-minilm-l6-v2"
 ZH="$BERT_TASKS_CACHE/models/m3e-small"
 DD="$BERT_TASKS_CACHE/data"

@@ -6,7 +6,7 @@ its own heading with its own machine, since figures from different machines are 
   python bench/report.py bench/results/2026-11-26-threads [bench/results/2026-12-04-q8 ...]
   (BENCHMARKS=path names another target file)
 """
-import json, os, pathlib, platform, re, sys
+import json, os, pathlib, re, sys
 
 runs = [pathlib.Path(a) for a in sys.argv[1:]]
 target = pathlib.Path(os.environ.get("BENCHMARKS", "BENCHMARKS.md"))
@@ -18,12 +18,9 @@ def rows(name):
 
 
 def cpu():
-    try:
-        model = re.search(r"model name\s*:\s*(.*)", pathlib.Path("/proc/cpuinfo").read_text()).group(1)
-    except Exception:
-        model = platform.processor()
-    import os
-    return f"{model}, {os.cpu_count()} cores"
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from machine import this_machine
+    return this_machine()
 
 
 def ms(x):

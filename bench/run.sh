@@ -118,7 +118,9 @@ for f in "$B/classify/model.safetensors" "$B/classify-q8/model.safetensors" "$B/
 done
 fi
 
-echo "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ //"), $ALL cores" > "$OUT/machine.txt"
+# The CPU by family / model, vector extensions and L2, not only /proc/cpuinfo's model name
+# ("AMD EPYC" covers Zen 3 and Zen 4, which our kernels run very differently).
+python3 bench/machine.py > "$OUT/machine.txt"
 # The report shows the last full run (bench/results/latest-full names it) and, when this run was
 # only the q8 section, this run beside it, each under its own machine.
 if want main; then echo "$OUT" > bench/results/latest-full; fi

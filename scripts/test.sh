@@ -17,6 +17,7 @@ bash scripts/install-tools.sh wasm browser
 bash scripts/setup.sh
 
 echo "[test] 1/4 Rust tests (native, real weights)"
+python3 bench/machine.py --check # the CPU line each benchmark run records
 cargo test --release
 
 echo "[test] 2/4 wasm API tests: headless Chromium and Node"
