@@ -23,6 +23,12 @@ def cpu():
     return this_machine()
 
 
+def node_major(host):
+    """'Node v24.22.3' -> 24 (0 for anything else)."""
+    m = re.match(r"Node v(\d+)", host)
+    return int(m.group(1)) if m else 0
+
+
 def ms(x):
     return f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
@@ -158,11 +164,15 @@ for run in runs:
     if rs:
         out.append("### 6. q8 (int8 weights and int8 kernels) against transformers.js's q8 and q4, text in → probabilities out\n")
         allt = max(r.get("threads", 1) for r in rs if "threads" in r)
-        for host_kind, goal in (("Chromium", 0.7), ("Node", 0.8)):
-            hr = [r for r in rs if r.get("host", "").startswith(host_kind)]
-            if not hr:
-                continue
-            out.append(f"{hr[0]['host']} (goal: ours q8 ≤ {goal} × transformers.js q8):\n")
+        # One table per host: Chromium, then each Node (the system's, 20 here, and the current
+        # LTS since bench/run.sh runs both). The issue's Node goal is for Node 20, which has no
+        # relaxed SIMD; on Node 22+ the package runs its relaxed builds, like Chromium.
+        hosts = sorted({r["host"] for r in rs if "host" in r}, key=lambda h: (not h.startswith("Chromium"), node_major(h)))
+        for host in hosts:
+            hr = [r for r in rs if r.get("host") == host]
+            goal = 0.7 if host.startswith("Chromium") else 0.8 if node_major(host) < 22 else None
+            out.append(f"{host} (goal: ours q8 ≤ {goal} × transformers.js q8):\n" if goal else
+                       f"{host} (relaxed SIMD on by default; for comparison, no goal of its own):\n")
             out.append(f"| task | batch×tokens | ours q8 1 thread | tjs q8 1 thread | ratio | tjs q4 1 thread | ours q8 {allt} threads | tjs q8 {allt} threads | ratio | tjs q4 {allt} threads |")
             out.append("|---|---|---|---|---|---|---|---|---|---|")
             cell = lambda r: ms(r["median_ms"]) if r else "–"
@@ -173,7 +183,7 @@ for run in runs:
                         o = pick(hr, engine=OURS_WASM, task=task, batch=b, tokens=t, threads=th, dtype="q8")
                         p = pick(hr, engine=TJS, task=task, batch=b, tokens=t, threads=th, dtype="q8")
                         p4 = pick(hr, engine=TJS, task=task, batch=b, tokens=t, threads=th, dtype="q4")
-                        ratio = f"{o['median_ms'] / p['median_ms']:.2f}" + (f" {verdict(o['median_ms'] / p['median_ms'], goal)}" if (b, t) == (1, 128) else "") if o and p else "–"
+                        ratio = f"{o['median_ms'] / p['median_ms']:.2f}" + (f" {verdict(o['median_ms'] / p['median_ms'], goal)}" if goal and (b, t) == (1, 128) else "") if o and p else "–"
                         cells.append(f"{cell(o)} | {cell(p)} | {ratio} | {cell(p4)}")
                     out.append(f"| {task} | {b}×{t} | {cells[0]} | {cells[1]} |")
             out.append("")

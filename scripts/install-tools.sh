@@ -5,6 +5,7 @@
 #   install-tools.sh browser   Debian chromium + chromium-driver, npm packages of tests/js
 #   install-tools.sh refenv    the reference Python env ($BERT_TASKS_CACHE/refenv: torch, transformers, onnx, ...)
 #   install-tools.sh bench     npm packages of bench/js (transformers.js, onnxruntime-web)
+#   install-tools.sh node-lts  Node $NODE_LTS_VERSION (current LTS) as $NODE_LTS, from the npm package node-linux-<arch>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -45,6 +46,22 @@ for what in "$@"; do
     # --ignore-scripts: onnxruntime-node's install script downloads extra GPU binaries from a
     # host outside the registry; the bench needs onnxruntime-web plus the bundled CPU binary.
     (cd bench/js && npm ci --no-audit --no-fund --silent --ignore-scripts)
+    ;;
+  node-lts)
+    # The system Node may be older (Node 20 here: no relaxed SIMD without a flag). The npm
+    # registry carries every Node release as a plain package of its binary, so no other host
+    # is needed.
+    if [ ! -x "$NODE_LTS" ]; then
+      case "$(uname -m)" in
+        x86_64) arch=x64 ;;
+        aarch64) arch=arm64 ;;
+        *) echo "error: no node-linux package for $(uname -m); set NODE_LTS to a Node >= 22" >&2; exit 1 ;;
+      esac
+      dir=$(dirname "$NODE_LTS")
+      npm install --prefix "$dir" --no-save --no-audit --no-fund --silent "node-linux-$arch@$NODE_LTS_VERSION"
+      ln -sf "node_modules/node-linux-$arch/bin/node" "$NODE_LTS"
+    fi
+    "$NODE_LTS" --version >/dev/null
     ;;
   *) echo "unknown tool set $what" >&2; exit 1 ;;
   esac

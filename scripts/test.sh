@@ -4,8 +4,9 @@
 # packages), fetches the real weights, then runs
 #   1. every Rust test on the real weights (parity with PyTorch, heads, training, CLI);
 #   2. the wasm API's own tests in headless Chromium and in Node (wasm-pack test);
-#   3. the npm package (pkg/) against native outputs in Node, from an `npm pack` tarball, and in
-#      Chromium through its worker (Playwright);
+#   3. the npm package (pkg/) against native outputs in Node (the system's and the current LTS,
+#      fetched as an npm package), from an `npm pack` tarball, and in Chromium through its worker
+#      (Playwright);
 #   4. the demo site end to end in Chromium, with small models trained in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 need rustup "install Rust with rustup"
 need node "install Node.js >= 20"
 
-bash scripts/install-tools.sh wasm browser
+bash scripts/install-tools.sh wasm browser node-lts
 bash scripts/setup.sh
 
 echo "[test] 1/4 Rust tests (native, real weights)"
@@ -27,6 +28,10 @@ wasm-pack test --node --release --mode no-install -- --test wasm_node
 echo "[test] 3/4 npm package: Node, npm pack, Chromium + worker"
 bash scripts/build-pkg.sh
 (cd tests/js && node --test --test-concurrency=1 serve.test.mjs node.test.mjs package.test.mjs browser.test.mjs robust.test.mjs bundle.test.mjs memory.test.mjs)
+# The same package on the current LTS Node, where relaxed SIMD is on: its relaxed builds against
+# native (in Node 20 only the baseline and threads builds run).
+echo "[test] 3/4 npm package on Node $("$NODE_LTS" --version)"
+(cd tests/js && "$NODE_LTS" --test --test-concurrency=1 node.test.mjs package.test.mjs)
 
 echo "[test] 4/4 demo site end to end"
 bash scripts/demo-models.sh --quick "$BERT_TASKS_CACHE/demo-models-quick"
