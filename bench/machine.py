@@ -61,8 +61,8 @@ def describe(cpuinfo, l2=None, cores=None):
         parts.append(f"family {fam} model {mod}" + (f", {gen}" if gen else ""))
     ext = [name for flag, name in EXTENSIONS if flag in flags]
     parts.append(", ".join(ext) if ext else "no AVX2")
-    if size(l2):
-        parts.append(f"L2 {size(l2)} per core")
+    if l2_size := size(l2):
+        parts.append(f"L2 {l2_size} per core")
     count = cores if cores is not None else len(re.findall(r"^processor\s*:", cpuinfo, re.M)) or os.cpu_count()
     return f"{model} ({'; '.join(parts)}), {count} cores"
 

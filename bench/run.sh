@@ -106,12 +106,13 @@ for t in 1 "$ALL"; do
     done
   done
 done
-# Node 20 (the system's: no relaxed SIMD, the goal) and the current LTS (relaxed SIMD on).
+# Node 20 (the system's: no relaxed SIMD, the goal) and the current LTS (relaxed SIMD on);
+# nb runs $NODE.
 for NODE in node "$NODE_LTS"; do
   for task in classify tag; do
     for t in 1 "$ALL"; do
-      NODE=$NODE nb bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" q8 >> "$OUT/q8.jsonl"
-      for d in q8 q4; do NODE=$NODE nb bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" "$d" >> "$OUT/q8.jsonl"; done
+      nb bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" q8 >> "$OUT/q8.jsonl"
+      for d in q8 q4; do nb bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" "$d" >> "$OUT/q8.jsonl"; done
     done
   done
 done

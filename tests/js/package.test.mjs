@@ -33,10 +33,10 @@ test("npm pack → npm install → import 'bert-tasks' runs every task", () => {
        out.int8 = int8KernelCheck();
        console.log(JSON.stringify(out));`,
     );
-    // Both single-threaded builds (node.test.mjs runs a threaded one): Node 20 has relaxed SIMD
-    // only behind a flag (on by default from Node 22), so without it this Node runs the baseline.
-    // On a Node with relaxed SIMD on (22 and later) the one run is the relaxed build. The consumer
-    // runs on this test's own Node (scripts/test.sh runs it on Node 20 and on the current LTS).
+    // The single-threaded builds this Node can run (node.test.mjs runs a threaded one), on this
+    // test's own Node (scripts/test.sh runs it on Node 20 and on the current LTS): Node 20 has
+    // relaxed SIMD only behind a flag, so it runs the relaxed build with the flag and the baseline
+    // without; from Node 22 relaxed SIMD is on and the relaxed build is the one it picks.
     const runs = hasRelaxedSimd()
       ? [{ flags: [], build: "relaxed" }]
       : [{ flags: ["--experimental-wasm-relaxed-simd"], build: "relaxed" }, { flags: [], build: "baseline" }];
