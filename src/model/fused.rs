@@ -241,8 +241,8 @@ fn attend(
     let mut out = vec![0f32; b * n * hidden];
     let dst = SendPtr(out.as_mut_ptr());
     (0..b * heads).into_par_iter().for_each_init(
-        || [Vec::new(), Vec::new(), Vec::new()],
-        |[scores, sums, scratch], job| {
+        || [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
+        |[scores, sums, kt, vp], job| {
             let (batch, head) = (job / heads, job % heads);
             let qa = batch * queries.per_sequence * queries.stride + head * d;
             let ka = batch * keys.per_sequence * keys.stride + head * d;
@@ -250,7 +250,7 @@ fn attend(
             // SAFETY: this head's columns of this batch's rows of `out`, which only this job writes.
             unsafe {
                 let out = dst.0.add(batch * n * hidden + head * d);
-                head_attention(d, queries, keys, [&q[qa..], &k[ka..], &v[ka..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, [scores, sums, scratch])
+                head_attention(d, queries, keys, [&q[qa..], &k[ka..], &v[ka..]], scale, &bias[batch * t..(batch + 1) * t], out, hidden, [scores, sums, kt, vp])
             }
         },
     );
@@ -265,6 +265,10 @@ struct Rows {
     per_sequence: usize,
 }
 
+/// Query rows per block of the wasm builds' [`head_attention`].
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const QUERY_BLOCK: usize = 16;
+
 /// One head of `d` columns: `out[i][c] = Σ_j softmax_j(scale · q_i · k_j + bias_j) · v[j][c]`
 /// for the `queries.t` query rows against the `keys.t` key rows (`out` rows `ldo` apart). The
 /// softmax's exps go into the second product undivided and each query's d outputs are divided by
@@ -272,9 +276,16 @@ struct Rows {
 /// pass (native q8 tag at 1 × 512, one thread, AMD EPYC Zen 4, `perf`: softmax 14.5 → 10.8 % of
 /// samples). Natively both products go through gemm. The wasm builds use
 /// [`super::wasm_gemm::matmul_ab`] for both, broadcasts along rows of the right operand: Q times
-/// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V straight from the projections. (Dot
-/// products along rows cost as much in horizontal sums as in products at MiniLM's head size 32,
-/// and gemm packs both operands of these small products first.)
+/// Kᵀ packed per head into `[d, ld]` (`kt`), then P times V packed per head into `[t, d]` (`vp`).
+/// (Dot products along rows cost as much in horizontal sums as in products at MiniLM's head size
+/// 32, and gemm packs both operands of these small products first.) V packed because its rows
+/// sit a stacked Q|K|V row apart (4.6 KB in MiniLM), which maps all of a head's rows onto 8 of
+/// L1's 64 sets, so every query pair re-read them from L2: Node 20 q8 tag, one thread, AMD EPYC
+/// Zen 4, both builds in one process, calls interleaved: 1 × 128 −1.7 to −1.9 %, 1 × 512 −2.1
+/// to −2.9 % (classify 1 × 128 unchanged).
+/// The queries go in blocks of [`QUERY_BLOCK`] rows through all three passes (scores, exps,
+/// P·V), so the scratch is 16 rows of scores, not `[t, t]` (1 MB per thread at 512 tokens);
+/// the same speed within noise.
 ///
 /// # Safety
 /// `out` must address `queries.t` rows of `d` values, `ldo` apart.
@@ -288,17 +299,18 @@ unsafe fn head_attention(
     key_bias: &[f32],
     out: *mut f32,
     ldo: usize,
-    [scores, sums, kt]: [&mut Vec<f32>; 3],
+    [scores, sums, kt, vp]: [&mut Vec<f32>; 4],
 ) {
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    let _ = &kt;
+    let _ = (&kt, &vp);
     let (n, t) = (queries.t, keys.t);
     // scores[i][j] = scale · Σ_c q[i][c] k[j][c], rows `ld` apart.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let ld = {
+    {
+        use super::wasm_gemm::{matmul_ab, AB_COLS};
         // Kᵀ's rows padded with zeros to whole blocks, so that every column goes through the
         // block kernel; the padding's scores are never read.
-        let ld = t.div_ceil(super::wasm_gemm::AB_COLS) * super::wasm_gemm::AB_COLS;
+        let ld = t.div_ceil(AB_COLS) * AB_COLS;
         kt.resize(d * ld, 0.0);
         for (p, row) in kt.chunks_mut(ld).enumerate() {
             for (j, x) in row[..t].iter_mut().enumerate() {
@@ -306,24 +318,35 @@ unsafe fn head_attention(
             }
             row[t..].fill(0.0);
         }
-        scores.resize(n * ld, 0.0);
-        super::wasm_gemm::matmul_ab(n, ld, d, q.as_ptr(), queries.stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
-        ld
-    };
+        vp.clear();
+        for j in 0..t {
+            vp.extend_from_slice(&v[j * keys.stride..j * keys.stride + d]);
+        }
+        scores.resize(QUERY_BLOCK.min(n) * ld, 0.0);
+        for i0 in (0..n).step_by(QUERY_BLOCK) {
+            let rows = QUERY_BLOCK.min(n - i0);
+            matmul_ab(rows, ld, d, q.as_ptr().add(i0 * queries.stride), queries.stride, kt.as_ptr(), ld, scores.as_mut_ptr(), ld, scale);
+            sums.clear();
+            sums.extend(scores.chunks_mut(ld).take(rows).map(|row| exp_with_bias(&mut row[..t], key_bias)));
+            let out = out.add(i0 * ldo);
+            matmul_ab(rows, d, t, scores.as_ptr(), ld, vp.as_ptr(), d, out, ldo, 1.0);
+            divide_rows(out, ldo, d, sums);
+        }
+    }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    let ld = {
+    {
         scores.resize(n * t, 0.0);
         matmul_abt(n, t, d, q.as_ptr(), queries.stride, k.as_ptr(), keys.stride, scores.as_mut_ptr(), t, scale, false, false);
-        t
-    };
-    sums.clear();
-    sums.extend(scores.chunks_mut(ld).map(|row| exp_with_bias(&mut row[..t], key_bias)));
-    // out[i][c] = Σ_j e[i][j] v[j][c]
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    super::wasm_gemm::matmul_ab(n, d, t, scores.as_ptr(), ld, v.as_ptr(), keys.stride, out, ldo, 1.0);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    gemm(n, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, ld as isize, v.as_ptr(), 1, keys.stride as isize, 0.0, 1.0, false, false, false, Parallelism::None);
-    // The softmax's division, on each query's d outputs instead of its t probabilities.
+        sums.clear();
+        sums.extend(scores.chunks_mut(t).map(|row| exp_with_bias(row, key_bias)));
+        // out[i][c] = Σ_j e[i][j] v[j][c]
+        gemm(n, d, t, out, 1, ldo as isize, false, scores.as_ptr(), 1, t as isize, v.as_ptr(), 1, keys.stride as isize, 0.0, 1.0, false, false, false, Parallelism::None);
+        divide_rows(out, ldo, d, sums);
+    }
+}
+
+/// The softmax's division, on each query's d outputs instead of its t probabilities.
+unsafe fn divide_rows(out: *mut f32, ldo: usize, d: usize, sums: &[f32]) {
     for (i, &s) in sums.iter().enumerate() {
         let inv = 1.0 / s;
         core::slice::from_raw_parts_mut(out.add(i * ldo), d).iter_mut().for_each(|o| *o *= inv);
