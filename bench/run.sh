@@ -107,15 +107,15 @@ for t in 1 "$ALL"; do
   done
 done
 # Node 20 (the system's: no relaxed SIMD, the issue's goal) and the current LTS (relaxed SIMD on);
-# nb runs $NODE.
-for NODE in node "$NODE_LTS"; do
+# nb runs $NODE — set in a subshell, so that no nb call after this loop inherits the last one.
+(for NODE in node "$NODE_LTS"; do
   for task in classify tag; do
     for t in 1 "$ALL"; do
       nb bench/js/node-bench.mjs ours "$task" "$t" "$REPEAT" q8 >> "$OUT/q8.jsonl"
       for d in q8 q4; do nb bench/js/node-bench.mjs tjs "$task" "$t" "$REPEAT" "$d" >> "$OUT/q8.jsonl"; done
     done
   done
-done
+done)
 node bench/js/browser-bench.mjs "$REPEAT" q8,q4 >> "$OUT/q8.jsonl"
 for f in "$B/classify/model.safetensors" "$B/classify-q8/model.safetensors" "$B/classify-q4/model.safetensors" "$B/classify/onnx/model.onnx" "$B/classify/onnx/model_quantized.onnx" "$B/classify/onnx/model_q4.onnx"; do
   printf '{"model_file":"%s","bytes":%d}\n' "${f#$B/}" "$(stat -c %s "$f")" >> "$OUT/q8.jsonl"
