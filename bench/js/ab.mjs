@@ -16,7 +16,7 @@ import { pathToFileURL } from "node:url";
 import { oursLoader, summary } from "./engines.mjs";
 
 const [task, tokens, callsArg, ...dirs] = process.argv.slice(2);
-if (!["classify", "tag"].includes(task) || dirs.length < 2) {
+if (!["classify", "tag"].includes(task) || !(Number(callsArg) >= 1) || dirs.length < 2) {
   console.error("usage: node bench/js/ab.mjs <classify|tag> <tokens> <calls> <pkg dir> <pkg dir> [...]");
   process.exit(2);
 }
