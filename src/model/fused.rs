@@ -108,7 +108,16 @@ fn columns_max_rows() -> usize {
 /// one thread, Zen 4: 1 × 16 18.6–18.9 → 9.5–10.4 ms, 1 × 128 48–54 → 39–44 ms. Strips of
 /// columns over the pool, as [`product`].
 fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    // Not zeroed first (both buffers): that was 2–3 % of 1 × 128 in `memset`.
+    // x column-major too: gemm copies a row-major left operand into its panels value by value
+    // (5.3 % of 1 × 128, `perf`), and reads a column-major one in place; the transpose is cheaper.
+    let mut xt = Vec::with_capacity(rows * k);
+    // SAFETY: `x` is `[rows][k]`, i.e. `k` columns of `rows` values column-major; `xt` holds
+    // `k` rows of `rows`, each written by the transpose before `set_len`.
+    unsafe {
+        transpose_into(x, k, rows, xt.as_mut_ptr(), rows);
+        xt.set_len(rows * k);
+    }
+    // Not zeroed first (these buffers): that was 2–3 % of 1 × 128 in `memset`.
     let mut out = Vec::with_capacity(rows * out_dim);
     let dst = SendPtr(out.as_mut_ptr());
     let strip = |j: usize, width: usize| {
@@ -117,11 +126,11 @@ fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32]
             Some(b) => b[j..j + width].iter().flat_map(|&v| core::iter::repeat_n(v, rows)).collect(),
             None => vec![0.0; rows * width],
         };
-        // SAFETY: `cols` is `[width][rows]`, `x` `[rows][k]`, and columns `j..j + width` of `Wᵀ`
+        // SAFETY: `cols` is `[width][rows]`, `xt` `[k][rows]`, and columns `j..j + width` of `Wᵀ`
         // are rows `j..j + width` of `w` `[out_dim][k]`.
         unsafe {
             let w = w.as_ptr().add(j * k);
-            gemm(rows, width, k, cols.as_mut_ptr(), rows as isize, 1, true, x.as_ptr(), 1, k as isize, w, k as isize, 1, 1.0, 1.0, false, false, false, Parallelism::None);
+            gemm(rows, width, k, cols.as_mut_ptr(), rows as isize, 1, true, xt.as_ptr(), rows as isize, 1, w, k as isize, 1, 1.0, 1.0, false, false, false, Parallelism::None);
         }
         // SAFETY: columns `j..j + width` of `out` `[rows][out_dim]`, which only this strip writes.
         unsafe { transpose_into(&cols, rows, width, dst.0.add(j), out_dim) };
