@@ -103,8 +103,8 @@ fn columns_max_rows() -> usize {
 /// across rows — and then copies all of W into its packed layout, element by element, on
 /// every call (`perf`, native f32 tag, one thread, AMD EPYC Zen 4: that copy was 64 % of a
 /// 16-token text and 28 % of a 128-token one). Asked for the column-major result, gemm takes
-/// `x` as the left operand (packed: `rows · k`, small) and reads W in place, each column of
-/// `Wᵀ` contiguous; transposing the `rows · out_dim` result costs far less. Native f32 tag,
+/// `x` as the left operand and reads W in place, each column of `Wᵀ` contiguous; transposing
+/// `x` and the `rows · out_dim` result costs far less. Native f32 tag,
 /// one thread, Zen 4: 1 × 16 18.6–18.9 → 9.5–10.4 ms, 1 × 128 48–54 → 39–44 ms. Strips of
 /// columns over the pool, as [`product`].
 fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -508,7 +508,7 @@ mod tests {
     fn linear_equals_candle() {
         let dev = Device::Cpu;
         let pools = [1, 3].map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap());
-        for rows in [1, 14, columns_max_rows(), columns_max_rows() + 1, 150] {
+        for rows in [0, 1, 14, columns_max_rows(), columns_max_rows() + 1, 150] {
             for out_dim in [40, 203] {
                 let x = Tensor::randn(0f32, 1., (1, rows, 24), &dev).unwrap();
                 let w = Tensor::randn(0f32, 1., (out_dim, 24), &dev).unwrap();
@@ -517,6 +517,10 @@ mod tests {
                 let with_bias = product.broadcast_add(&b).unwrap();
                 for pool in &pools {
                     let (run, threads) = (|bias| pool.install(|| linear(&x, &w, bias)).unwrap(), pool.current_num_threads());
+                    if rows == 0 {
+                        assert_eq!(run(Some(&b)).dims(), [1, 0, out_dim]);
+                        continue;
+                    }
                     assert!(max_diff(&run(Some(&b)), &with_bias) < 1e-4, "{rows} × {out_dim}, {threads} threads, bias");
                     assert!(max_diff(&run(None), &product) < 1e-4, "{rows} × {out_dim}, {threads} threads");
                 }
