@@ -153,14 +153,18 @@ fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32]
 /// `out` must address `rows` rows of `ld ≥ width` elements.
 unsafe fn transpose_into(cols: &[f32], rows: usize, width: usize, out: *mut f32, ld: usize) {
     assert!(cols.len() >= rows * width, "transpose: {} values for {rows} × {width}", cols.len());
-    let (mut full_rows, mut full_cols) = (0, 0);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        (full_rows, full_cols) = (rows / 8 * 8, width / 8 * 8);
+    let (full_rows, full_cols) = if std::arch::is_x86_feature_detected!("avx") {
+        let (full_rows, full_cols) = (rows / 8 * 8, width / 8 * 8);
         // SAFETY: the CPU has AVX; the blocks lie inside `cols` (asserted above) and `out` (the
         // caller's contract).
         transpose_blocks(cols.as_ptr(), rows, full_rows, full_cols, out, ld);
-    }
+        (full_rows, full_cols)
+    } else {
+        (0, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (full_rows, full_cols) = (0, 0);
     // Whatever the blocks left: the rows past the last whole block of every column, and every
     // row of the columns past the last whole block (all of it without AVX).
     for j in 0..width {
