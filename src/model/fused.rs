@@ -136,7 +136,7 @@ fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32]
         unsafe { transpose_into(&cols, rows, width, dst.0.add(j), out_dim) };
     };
     let threads = rayon::current_num_threads();
-    if threads > 1 && rows * out_dim * k >= 1 << 16 {
+    if worth_splitting(threads, rows * out_dim * k) {
         in_strips(out_dim, threads, 16, strip);
     } else {
         strip(0, out_dim);
@@ -234,7 +234,7 @@ unsafe fn matmul_abt(
     // split wakes the pool many times per product, and waking a worker on wasm (atomic
     // wait/notify) is slow: Node, 1×128 on 2 threads, 103 → 65–73 ms.
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    if cfg!(target_arch = "wasm32") && threads > 1 && m * n * k >= 1 << 16 {
+    if cfg!(target_arch = "wasm32") && worth_splitting(threads, m * n * k) {
         let (a, b, c) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
         in_strips(n, threads, 3, |j, w| {
             let (a, b, c) = (a, b, c);
@@ -288,7 +288,7 @@ pub(super) unsafe fn product(
     // 1×128 inference 34 → 24 ms (Intel Xeon, 2 threads; BENCHMARKS.md, optimisation log).
     // Each output element still sums over k in gemm's order, so results do not depend on it.
     let threads = match split { Parallelism::Rayon(t) => t, _ => 1 };
-    if threads > 1 && m * n * k >= 1 << 16 {
+    if worth_splitting(threads, m * n * k) {
         let by_rows = m >= n;
         let (d, l, r) = (SendPtr(dst), SendPtr(lhs as *mut f32), SendPtr(rhs as *mut f32));
         in_strips(if by_rows { m } else { n }, threads, 16, |at, w| {
@@ -309,6 +309,12 @@ pub(super) unsafe fn product(
         if accumulate { 1.0 } else { 0.0 }, alpha, false, false, false,
         split,
     )
+}
+
+/// Whether a product of `work` multiply-adds is worth cutting into strips over `threads` threads
+/// (below it, waking the pool costs more than it saves): the one rule for every split here.
+fn worth_splitting(threads: usize, work: usize) -> bool {
+    threads > 1 && work >= 1 << 16
 }
 
 /// Calls `f(start, width)` in parallel for `0..len` cut into one strip per thread, each width a
