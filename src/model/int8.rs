@@ -62,6 +62,17 @@ const PANEL_STEP: usize = PANEL * 4;
 /// Columns are padded to a multiple of this (the widest register: 16 i32 lanes; a whole panel).
 const COL_ALIGN: usize = PANEL;
 
+/// Whether this build packs the weights in k-pairs (`[cols / 8][k / 2][8][2]`) instead of
+/// k-quads: wasm SIMD128 without relaxed SIMD (Node 20, Safari), whose kernel widens each group
+/// of 8 columns to i16 for `i32x4.dot_i16x8_s`, which wants two consecutive k of a column side
+/// by side. Packed that way already, the widening is a plain sign extension of a contiguous block;
+/// from quads it took a shuffle per register too.
+const PAIRS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")));
+
+/// Columns per group of the k-pair packing: two 4-lane registers, the SIMD128 tile's width.
+const GROUP: usize = 8;
+const _: () = assert!(COL_ALIGN % GROUP == 0);
+
 fn padded_k(k: usize) -> usize {
     k.div_ceil(4) * 4
 }
@@ -69,7 +80,11 @@ fn padded_k(k: usize) -> usize {
 /// Where weight `[j][k]` sits in [`Int8Linear::packed`] (`kp` = [`padded_k`]).
 #[inline(always)]
 fn packed_index(kp: usize, j: usize, k: usize) -> usize {
-    ((j / PANEL * kp + k) / 4 * PANEL + j % PANEL) * 4 + k % 4
+    if PAIRS {
+        (j / GROUP * kp + k) / 2 * (2 * GROUP) + j % GROUP * 2 + k % 2
+    } else {
+        ((j / PANEL * kp + k) / 4 * PANEL + j % PANEL) * 4 + k % 4
+    }
 }
 
 /// A linear layer with int8 weights.
@@ -78,7 +93,8 @@ pub struct Int8Linear {
     in_dim: usize,
     /// `out_dim` rounded up to [`COL_ALIGN`].
     cols: usize,
-    /// `[cols / PANEL][padded_k / 4][PANEL][4]` ([`packed_index`]), zeros in the padding.
+    /// `[cols / PANEL][padded_k / 4][PANEL][4]` ([`packed_index`]; `[cols / 8][padded_k / 2][8][2]`
+    /// where [`PAIRS`]), zeros in the padding.
     packed: Vec<i8>,
     /// Per output column (zero in the padding).
     scale: Vec<f32>,
@@ -332,6 +348,13 @@ impl Product<'_> {
         self.layer.packed.as_ptr().add(packed_index(self.kp, j, 4 * q))
     }
 
+    /// Where [`PAIRS`]: the packed weights of the [`GROUP`] columns from `j` (a multiple of
+    /// [`GROUP`]), all of k, `[kp / 2][8][2]`.
+    #[inline(always)]
+    unsafe fn group(&self, j: usize) -> *const i8 {
+        self.layer.packed.as_ptr().add(packed_index(self.kp, j, 0))
+    }
+
     /// [`Self::weights`] at k-quad 0 for each of `C` registers of `width` columns from `j` (each
     /// within one panel, as `width` divides [`PANEL`]), for a tile to step down k.
     #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
@@ -529,6 +552,9 @@ pub fn check_kernels() -> Result<Vec<&'static str>, String> {
 }
 
 unsafe fn portable(p: &Product) {
+    if PAIRS {
+        return portable_pairs(p);
+    }
     let mut dots = vec![0i32; p.n];
     for i in 0..p.m {
         dots.fill(0);
@@ -538,6 +564,24 @@ unsafe fn portable(p: &Product) {
                 let w = core::slice::from_raw_parts(p.weights(q, p.j + panel * PANEL), PANEL_STEP);
                 for (d, col) in dots.iter_mut().zip(w.chunks_exact(4)) {
                     *d += (0..4).map(|t| a[t] as i32 * col[t] as i32).sum::<i32>();
+                }
+            }
+        }
+        p.put(i, p.j, &dots);
+    }
+}
+
+/// [`portable`] where the weights are packed in k-pairs ([`PAIRS`]).
+unsafe fn portable_pairs(p: &Product) {
+    let mut dots = vec![0i32; p.n];
+    for i in 0..p.m {
+        dots.fill(0);
+        let a = &p.a[i * p.kp..(i + 1) * p.kp];
+        for (g, dots) in dots.chunks_mut(GROUP).enumerate() {
+            let w = core::slice::from_raw_parts(p.group(p.j + g * GROUP), p.kp * GROUP);
+            for (pair, w) in a.chunks_exact(2).zip(w.chunks_exact(2 * GROUP)) {
+                for (d, col) in dots.iter_mut().zip(w.chunks_exact(2)) {
+                    *d += pair[0] as i32 * col[0] as i32 + pair[1] as i32 * col[1] as i32;
                 }
             }
         }
@@ -669,13 +713,13 @@ mod x86 {
 mod simd128 {
     #[cfg(target_feature = "relaxed-simd")]
     use super::PANEL_STEP;
-    use super::Product;
+    use super::{Product, GROUP, PAIRS};
     use core::arch::wasm32::*;
 
     /// Columns per widened panel: 2 registers of 4, in tiles of 4 rows: 8 accumulators, 2 weight
     /// registers, 4 broadcasts and the dot's temporary fit the 15 xmm registers V8 allocates on
     /// x86-64. (3 × 3 needs 16: Node 20 spilled an accumulator to the stack every step.)
-    const WIDE: usize = 8;
+    const WIDE: usize = GROUP;
     const ROWS: usize = 4;
 
     /// [`Product::put`] for one register of four columns, from the register: the same operations
@@ -708,7 +752,13 @@ mod simd128 {
         let mut j = p.j;
         while j < p.j + p.n {
             let regs = ((p.j + p.n - j) / 4).min(WIDE / 4);
-            widen_panel(p, j, regs, &mut panel);
+            if PAIRS {
+                // Packed as `[k / 2][8][2]` already (strips are whole groups): a sign extension.
+                let group = core::slice::from_raw_parts(p.group(j), p.kp * GROUP);
+                panel.iter_mut().zip(group).for_each(|(w, &v)| *w = v as i16);
+            } else {
+                widen_panel(p, j, regs, &mut panel);
+            }
             let mut i = 0;
             while i < p.m {
                 let rows = (p.m - i).min(ROWS);
