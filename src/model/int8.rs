@@ -32,7 +32,8 @@
 //!   with `i16x8.relaxed_dot_i8x16_i7x16_s`, widened by a dot with ones), which V8 lowers in
 //!   fewer instructions than its own two-step sequence;
 //! - wasm SIMD128: both operands widened to i16 once (the weights a panel of 8 columns at a
-//!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add;
+//!   time, reused by every row tile), then `i32x4.dot_i16x8_s` + add; the builds without relaxed
+//!   SIMD pack the weights in k-pairs for it instead of quads ([`PAIRS`]);
 //! - anything else: plain Rust, also the reference the others are tested against.
 //!
 //! k is padded with zeros to a multiple of 4 and the columns to a multiple of [`COL_ALIGN`].
@@ -71,7 +72,7 @@ const PAIRS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128",
 
 /// Columns per group of the k-pair packing: two 4-lane registers, the SIMD128 tile's width.
 const GROUP: usize = 8;
-const _: () = assert!(COL_ALIGN % GROUP == 0);
+const _: () = assert!(COL_ALIGN.is_multiple_of(GROUP));
 
 fn padded_k(k: usize) -> usize {
     k.div_ceil(4) * 4
@@ -80,7 +81,13 @@ fn padded_k(k: usize) -> usize {
 /// Where weight `[j][k]` sits in [`Int8Linear::packed`] (`kp` = [`padded_k`]).
 #[inline(always)]
 fn packed_index(kp: usize, j: usize, k: usize) -> usize {
-    if PAIRS {
+    index_in(PAIRS, kp, j, k)
+}
+
+/// [`packed_index`] in either packing (`pairs`: [`PAIRS`]'s), for the tests of both on any target.
+#[inline(always)]
+fn index_in(pairs: bool, kp: usize, j: usize, k: usize) -> usize {
+    if pairs {
         (j / GROUP * kp + k) / 2 * (2 * GROUP) + j % GROUP * 2 + k % 2
     } else {
         ((j / PANEL * kp + k) / 4 * PANEL + j % PANEL) * 4 + k % 4
@@ -1044,5 +1051,27 @@ mod tests {
         let worst = back.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst <= 1.0 / 254.0 + 1e-6, "{worst}");
         assert_eq!(l.bias().len(), 7);
+    }
+
+    /// Both packings put every weight of a padded matrix at its own index inside the buffer, and
+    /// the k-pair one holds each group of 8 columns contiguous as `[k / 2][8][2]`, as the
+    /// SIMD128 kernel reads it.
+    #[test]
+    fn packings_are_permutations() {
+        for (cols, kp) in [(16, 4), (32, 384), (48, 36)] {
+            for pairs in [false, true] {
+                let mut seen = vec![false; cols * kp];
+                for j in 0..cols {
+                    for k in 0..kp {
+                        let at = index_in(pairs, kp, j, k);
+                        assert!(at < seen.len() && !seen[at], "pairs {pairs}: [{j}][{k}] at {at}");
+                        seen[at] = true;
+                    }
+                }
+            }
+            for (j, k) in [(0, 0), (9, 3), (cols - 1, kp - 1)] {
+                assert_eq!(index_in(true, kp, j, k), j / GROUP * GROUP * kp + k / 2 * 2 * GROUP + j % GROUP * 2 + k % 2);
+            }
+        }
     }
 }
