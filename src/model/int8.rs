@@ -64,10 +64,10 @@ const PANEL_STEP: usize = PANEL * 4;
 const COL_ALIGN: usize = PANEL;
 
 /// Whether this build packs the weights in k-pairs (`[cols / 8][k / 2][8][2]`) instead of
-/// k-quads: wasm SIMD128 without relaxed SIMD (Node 20, Safari), whose kernel widens each group
-/// of 8 columns to i16 for `i32x4.dot_i16x8_s`, which wants two consecutive k of a column side
-/// by side. Packed that way already, the widening is a plain sign extension of a contiguous block;
-/// from quads it took a shuffle per register too.
+/// k-quads: wasm SIMD128 without relaxed SIMD (Node 20, browsers without it), whose kernel
+/// widens each group of 8 columns to i16 for `i32x4.dot_i16x8_s`, which wants two consecutive k
+/// of a column side by side. Packed that way already, the widening is a plain sign extension of
+/// a contiguous block; from quads it took a shuffle per register too.
 const PAIRS: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")));
 
 /// Columns per group of the k-pair packing: two 4-lane registers, the SIMD128 tile's width.
