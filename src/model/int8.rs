@@ -57,7 +57,8 @@ const MIN_ROWS_PER_STRIP: usize = 16;
 /// Columns per panel of the packed weights: one k-quad of a panel is a 64-byte cache line.
 const PANEL: usize = 16;
 
-/// Bytes from one k-quad of a packed panel to the next.
+/// Bytes from one k-quad of a packed panel to the next (for the kernels that read k-quads).
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 const PANEL_STEP: usize = PANEL * 4;
 
 /// Columns are padded to a multiple of this (the widest register: 16 i32 lanes; a whole panel).
@@ -84,14 +85,23 @@ fn packed_index(kp: usize, j: usize, k: usize) -> usize {
     index_in(PAIRS, kp, j, k)
 }
 
-/// [`packed_index`] in either packing (`pairs`: [`PAIRS`]'s), for the tests of both on any target.
+/// The shape of a packing, `(width, step)`: `[cols / width][kp / step][width][step]`, `step`
+/// consecutive k of a column side by side, each group of `width` columns contiguous down k.
+/// k-quads in panels of [`PANEL`], or k-pairs in groups of [`GROUP`] where `pairs` ([`PAIRS`]).
+#[inline(always)]
+fn packing(pairs: bool) -> (usize, usize) {
+    if pairs {
+        (GROUP, 2)
+    } else {
+        (PANEL, 4)
+    }
+}
+
+/// [`packed_index`] in either packing, for the tests of both on any target.
 #[inline(always)]
 fn index_in(pairs: bool, kp: usize, j: usize, k: usize) -> usize {
-    if pairs {
-        (j / GROUP * kp + k) / 2 * (2 * GROUP) + j % GROUP * 2 + k % 2
-    } else {
-        ((j / PANEL * kp + k) / 4 * PANEL + j % PANEL) * 4 + k % 4
-    }
+    let (width, step) = packing(pairs);
+    ((j / width * kp + k) / step * width + j % width) * step + k % step
 }
 
 /// A linear layer with int8 weights.
@@ -343,20 +353,22 @@ struct Product<'a> {
 
 impl Product<'_> {
     /// Four bytes of row `i` at k-quad `q`, as one i32.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn quad(&self, i: usize, q: usize) -> i32 {
         (self.a.as_ptr().add(i * self.kp + q * 4) as *const i32).read_unaligned()
     }
 
     /// Packed weights of k-quad `q`, from column `j` to the end of its panel (at most
-    /// `PANEL - j % PANEL` columns); k-quad `q + 1` of the same columns is [`PANEL_STEP`] bytes on.
+    /// `PANEL - j % PANEL` columns); k-quad `q + 1` of the same columns is `PANEL_STEP` bytes on.
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
     #[inline(always)]
     unsafe fn weights(&self, q: usize, j: usize) -> *const i8 {
         self.layer.packed.as_ptr().add(packed_index(self.kp, j, 4 * q))
     }
 
-    /// Where [`PAIRS`]: the packed weights of the [`GROUP`] columns from `j` (a multiple of
-    /// [`GROUP`]), all of k, `[kp / 2][8][2]`.
+    /// The packed weights of the group of columns that starts at `j` (a multiple of the
+    /// packing's width, [`packing`]), all of k: `[kp / step][width][step]`.
     #[inline(always)]
     unsafe fn group(&self, j: usize) -> *const i8 {
         self.layer.packed.as_ptr().add(packed_index(self.kp, j, 0))
@@ -559,36 +571,16 @@ pub fn check_kernels() -> Result<Vec<&'static str>, String> {
 }
 
 unsafe fn portable(p: &Product) {
-    if PAIRS {
-        return portable_pairs(p);
-    }
-    let mut dots = vec![0i32; p.n];
-    for i in 0..p.m {
-        dots.fill(0);
-        for q in 0..p.kp / 4 {
-            let a = p.quad(i, q).to_le_bytes();
-            for (panel, dots) in dots.chunks_mut(PANEL).enumerate() {
-                let w = core::slice::from_raw_parts(p.weights(q, p.j + panel * PANEL), PANEL_STEP);
-                for (d, col) in dots.iter_mut().zip(w.chunks_exact(4)) {
-                    *d += (0..4).map(|t| a[t] as i32 * col[t] as i32).sum::<i32>();
-                }
-            }
-        }
-        p.put(i, p.j, &dots);
-    }
-}
-
-/// [`portable`] where the weights are packed in k-pairs ([`PAIRS`]).
-unsafe fn portable_pairs(p: &Product) {
+    let (width, step) = packing(PAIRS);
     let mut dots = vec![0i32; p.n];
     for i in 0..p.m {
         dots.fill(0);
         let a = &p.a[i * p.kp..(i + 1) * p.kp];
-        for (g, dots) in dots.chunks_mut(GROUP).enumerate() {
-            let w = core::slice::from_raw_parts(p.group(p.j + g * GROUP), p.kp * GROUP);
-            for (pair, w) in a.chunks_exact(2).zip(w.chunks_exact(2 * GROUP)) {
-                for (d, col) in dots.iter_mut().zip(w.chunks_exact(2)) {
-                    *d += pair[0] as i32 * col[0] as i32 + pair[1] as i32 * col[1] as i32;
+        for (g, dots) in dots.chunks_mut(width).enumerate() {
+            let w = core::slice::from_raw_parts(p.group(p.j + g * width), p.kp * width);
+            for (xs, w) in a.chunks_exact(step).zip(w.chunks_exact(step * width)) {
+                for (d, col) in dots.iter_mut().zip(w.chunks_exact(step)) {
+                    *d += xs.iter().zip(col).map(|(&x, &v)| x as i32 * v as i32).sum::<i32>();
                 }
             }
         }
