@@ -31,7 +31,7 @@ GENERATIONS = [
     ("GenuineIntel", 6, 207, 207, "Emerald Rapids"),
 ]
 
-# cpuinfo flag -> name, in the order the kernels prefer them (src/model/int8.rs, fastmath.rs).
+# cpuinfo flag -> name, in the order the kernels prefer them (src/model/int8/, fastmath.rs).
 EXTENSIONS = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
               ("avx_vnni", "AVX-VNNI"), ("amx_int8", "AMX")]
 

@@ -95,7 +95,7 @@ impl BertEmbeddings {
     }
 }
 
-/// A linear layer of the encoder: f32 weights, or int8 ones from a q8 export (`int8.rs`).
+/// A linear layer of the encoder: f32 weights, or int8 ones from a q8 export (`int8/`).
 pub enum Dense {
     Float(Linear),
     Int8(Int8Linear),

@@ -15,7 +15,7 @@
 //!
 //! Any safetensors reader opens both. Our loader ([`load_quantized`]) keeps the encoder's
 //! linear-layer matrices int8 (as raw `U8` tensors beside F32 per-row scales; q4 blocks are
-//! re-quantised per row, an error far below the 4-bit one) for the int8 kernels (`int8.rs`,
+//! re-quantised per row, an error far below the 4-bit one) for the int8 kernels (`int8/`,
 //! through `encoder::Dense`) and turns the other matrices (embeddings, large heads) back into
 //! f32; [`dequantize_kept`] turns the kept ones into f32 too where plain tensors are needed
 //! (export, conversion).
