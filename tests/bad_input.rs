@@ -232,7 +232,7 @@ fn bad_relation_spans_name_the_span_and_the_model_survives() {
         (CharSpan { start: 5, end: 6 }, ok.1, "head"),                  // only a space: no token
     ];
     for (head, tail, word) in cases {
-        let e = m.relate(text, head, tail).err().expect("bad span").to_string();
+        let e = m.relate(text, head, tail).expect_err("bad span").to_string();
         assert!(e.contains(word), "{head:?} {tail:?}: {e}");
         assert!(e.contains(&format!("{}", head.start)) || e.contains(&format!("{}", tail.end)), "names the offsets: {e}");
     }

@@ -24,6 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Convert a checkpoint's weights (pytorch_model.bin or safetensors) to safetensors in f32/f16/bf16.
     Convert(convert::Args),

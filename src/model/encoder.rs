@@ -145,6 +145,7 @@ impl Dense {
 /// Q, K and V: three layers, or for int8 weights (inference on the CPU only) one stacked
 /// `[3 · hidden, hidden]` layer, so that the input is quantised once and the thread pool woken
 /// once for all three, with one strip split over 3 · hidden columns.
+#[allow(clippy::large_enum_variant)] // one per layer, built once at load
 enum Projections {
     Separate { query: Dense, key: Dense, value: Dense },
     Stacked(Int8Linear),

@@ -348,7 +348,7 @@ fn exp_with_bias_body(row: &mut [f32], bias: &[f32]) -> f32 {
 const BLOCK: usize = 32;
 #[cfg(target_arch = "wasm32")]
 const BLOCK: usize = 8;
-const _: () = assert!(BLOCK % LANES == 0);
+const _: () = assert!(BLOCK.is_multiple_of(LANES));
 
 /// [`exp_with`] of `v − m` for a block, one step over the whole block before the next (the same
 /// operations in the same order per value, so the same bits; tested). A second copy of the

@@ -121,6 +121,7 @@ fn linear_by_columns(rows: usize, out_dim: usize, k: usize, x: &[f32], w: &[f32]
     let mut out = Vec::with_capacity(rows * out_dim);
     let dst = SendPtr(out.as_mut_ptr());
     let strip = |j: usize, width: usize| {
+        #[allow(clippy::redundant_locals)] // moves the whole `SendPtr` into the closure, not its raw (non-Send) field
         let dst = dst;
         let mut cols: Vec<f32> = match bias {
             Some(b) => b[j..j + width].iter().flat_map(|&v| core::iter::repeat_n(v, rows)).collect(),
@@ -395,6 +396,7 @@ fn attend(
             let (batch, head) = (job / heads, job % heads);
             let qa = batch * queries.per_sequence * queries.stride + head * d;
             let ka = batch * keys.per_sequence * keys.stride + head * d;
+            #[allow(clippy::redundant_locals)] // the whole `SendPtr`, as above
             let dst = dst;
             // SAFETY: this head's columns of this batch's rows of `out`, which only this job writes.
             unsafe {

@@ -20,7 +20,7 @@ pub const BLOCK: usize = 32;
 /// the grid's end, -8 or 7, instead). The plain `max |w| / 7` is among the candidates, so a
 /// block is never rounded worse than by it.
 pub fn quantize(w: &[f32], cols: usize) -> (Vec<u8>, Vec<half::f16>) {
-    debug_assert!(cols % BLOCK == 0 && w.len() % cols == 0);
+    debug_assert!(cols.is_multiple_of(BLOCK) && w.len().is_multiple_of(cols));
     let mut packed = Vec::with_capacity(w.len() / 2);
     let mut scales = Vec::with_capacity(w.len() / BLOCK);
     for block in w.chunks_exact(BLOCK) {

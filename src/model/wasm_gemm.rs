@@ -16,6 +16,10 @@
 //! "Relaxed" means an engine may round the product before adding (no FMA) — results then equal
 //! the plain-SIMD ones; either way they agree with PyTorch within the parity tests' tolerance.
 
+// BLAS-style signatures (sizes, then each matrix's pointer and stride), and tile loops that
+// index the accumulator grid `acc[row][register]` as the tile is laid out.
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+
 use core::arch::wasm32::*;
 
 #[cfg(target_feature = "relaxed-simd")]

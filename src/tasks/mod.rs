@@ -219,6 +219,11 @@ fn log_softmax_row(row: &[f32]) -> Vec<f32> {
     row.iter().map(|v| v - m - log_sum).collect()
 }
 
+/// Characters `[start, end)` of `chars`.
+fn slice(chars: &[char], start: usize, end: usize) -> String {
+    chars[start.min(chars.len())..end.min(chars.len())].iter().collect()
+}
+
 #[cfg(test)]
 mod row_tests {
     use super::*;
@@ -234,9 +239,4 @@ mod row_tests {
             assert!((a - b.exp()).abs() < 1e-6);
         }
     }
-}
-
-/// Characters `[start, end)` of `chars`.
-fn slice(chars: &[char], start: usize, end: usize) -> String {
-    chars[start.min(chars.len())..end.min(chars.len())].iter().collect()
 }

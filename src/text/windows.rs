@@ -7,7 +7,7 @@ use std::ops::Range;
 pub fn windows(len: usize, size: usize) -> Vec<Range<usize>> {
     let size = size.max(1);
     if len <= size {
-        return vec![0..len];
+        return std::iter::once(0..len).collect();
     }
     let stride = (size - size / 4).max(1);
     let mut out = Vec::new();

@@ -516,7 +516,7 @@ impl Trainer {
                 let tokens_per_s = tokens_here as f64 / step_secs.max(1e-9);
                 bar.set_message(format!("loss {value:.4} {tokens_per_s:.0} tok/s"));
                 bar.inc(1);
-                if show_progress && bar.is_hidden() && (self.state.batch_in_epoch % (per_epoch / 10).max(1) == 0) {
+                if show_progress && bar.is_hidden() && self.state.batch_in_epoch.is_multiple_of((per_epoch / 10).max(1)) {
                     // No terminal (a log file): a plain line every tenth of an epoch instead.
                     eprintln!(
                         "[train] epoch {}/{} step {}/{} loss {value:.4} ({:.2} steps/s, {tokens_per_s:.0} tokens/s)",
@@ -527,7 +527,7 @@ impl Trainer {
                         steps_here as f64 / step_secs.max(1e-9)
                     );
                 }
-                if self.cfg.save_every > 0 && self.state.global_step % self.cfg.save_every == 0 && self.state.batch_in_epoch < per_epoch {
+                if self.cfg.save_every > 0 && self.state.global_step.is_multiple_of(self.cfg.save_every) && self.state.batch_in_epoch < per_epoch {
                     self.save_checkpoint(&ckpts)?;
                 }
             }

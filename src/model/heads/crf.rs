@@ -163,6 +163,8 @@ pub fn constrained_argmax(log_probs: &[Vec<f32>], constraints: &Constraints) -> 
     viterbi(&s, log_probs)
 }
 
+// i and j are tags, indexing `transitions[i][j]` and the score rows alike, as the recurrence is written.
+#[allow(clippy::needless_range_loop)]
 fn viterbi(s: &Scores, em: &[Vec<f32>]) -> Option<Vec<usize>> {
     let n = s.start.len();
     let mut score: Vec<f32> = (0..n).map(|j| s.start[j] + em[0][j]).collect();
@@ -280,7 +282,7 @@ mod tests {
         let short = full.narrow(1, 0, 3).unwrap();
         let tags = vec![0u32, 2, 1, 0, 0];
         let a = c.nll(&short, &[tags[..3].to_vec()], &[3]).unwrap().to_scalar::<f32>().unwrap();
-        let b = c.nll(&full, &[tags.clone()], &[3]).unwrap().to_scalar::<f32>().unwrap();
+        let b = c.nll(&full, std::slice::from_ref(&tags), &[3]).unwrap().to_scalar::<f32>().unwrap();
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 
@@ -329,6 +331,7 @@ mod tests {
     /// Viterbi equals brute force over every path, with and without constraints, and the
     /// marginals are a probability distribution that agrees with brute-force enumeration.
     #[test]
+    #[allow(clippy::needless_range_loop)] // t and j index positions and tags of paths and marginals alike
     fn viterbi_and_marginals_equal_brute_force() {
         let labels: Vec<String> = "O B-A I-A B-B I-B".split(' ').map(String::from).collect();
         let cons = Constraints::new(Scheme::BIO, &labels).unwrap();

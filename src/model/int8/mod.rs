@@ -487,6 +487,7 @@ fn min_max(row: &[f32]) -> (f32, f32) {
 type Kernel = unsafe fn(&Product);
 
 /// The kernels this CPU / build can run, fastest first.
+#[allow(clippy::vec_init_then_push)] // which pushes exist depends on the target
 fn available() -> Vec<(&'static str, Kernel)> {
     let mut out: Vec<(&'static str, Kernel)> = Vec::new();
     #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,10 @@
 //! The wasm int8 kernels: SIMD128 (`i32x4.dot_i16x8_s` on operands widened once) and relaxed
 //! SIMD (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, or its two steps where the engine splits it).
 
+// A tile's loops index its accumulator grid `acc[row][register]` by row and register, the
+// layout of the tile itself.
+#![allow(clippy::needless_range_loop)]
+
 #[cfg(target_feature = "relaxed-simd")]
 use super::PANEL_STEP;
 use super::{Product, GROUP, PAIRS};

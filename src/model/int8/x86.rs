@@ -1,5 +1,9 @@
 //! The x86-64 int8 kernels: AVX-512 VNNI (`vpdpbusd`) and AVX2 (`vpmaddubsw` + `vpmaddwd`).
 
+// A tile's loops index its accumulator grid `acc[row][register]` by row and register, the
+// layout of the tile itself.
+#![allow(clippy::needless_range_loop)]
+
 use super::{Product, PANEL_STEP};
 use std::arch::x86_64::*;
 

@@ -78,6 +78,7 @@ pub trait TaskData {
 }
 
 /// A task's encoded training items and its loss.
+#[allow(clippy::len_without_is_empty)] // a count for sampling; an empty data file is refused when read (`data::non_empty`)
 pub trait TrainStep: Send {
     /// Training items (a tag sentence longer than `--max-len` counts once per piece).
     fn len(&self) -> usize;
